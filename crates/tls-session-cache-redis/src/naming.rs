@@ -1,0 +1,65 @@
+//! Redis key names.
+//!
+//! `{prefix}:{hex(context)}:{{hex(id)}}` — for example
+//! `tls-session:6170692d31:{9f86d081…}`.
+//!
+//! **Hash slots (Redis Cluster).** The braces around the hex id are a Redis
+//! Cluster *hash tag*: only the id decides the slot. Session ids are random,
+//! so sessions spread evenly over all shards, and the slot of a session does
+//! not depend on the prefix or context. The context is deliberately *not*
+//! tagged: that would put every session of a service on one shard. Every
+//! command the store sends touches one key, so no co-location is needed.
+//! The prefix may not contain `{` or `}`, which would make an earlier tag
+//! win and pin every session to one slot.
+
+use tls_session_cache::SessionKey;
+
+/// The default key prefix.
+pub const DEFAULT_PREFIX: &str = "tls-session";
+
+/// The Redis key of `key` under `prefix`.
+pub fn redis_key(prefix: &str, key: &SessionKey) -> String {
+    let ctx = key.context.as_bytes();
+    let id = key.id.as_bytes();
+    let mut s = String::with_capacity(prefix.len() + 4 + 2 * (ctx.len() + id.len()));
+    s.push_str(prefix);
+    s.push(':');
+    push_hex(&mut s, ctx);
+    s.push_str(":{");
+    push_hex(&mut s, id);
+    s.push('}');
+    s
+}
+
+fn push_hex(s: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+}
+
+/// Whether `prefix` is usable: non-empty, printable ASCII, no braces.
+pub(crate) fn valid_prefix(prefix: &str) -> bool {
+    !prefix.is_empty()
+        && prefix
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'{' && b != b'}')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout() {
+        let key = SessionKey::from_slices(b"ab", &[0x01, 0xfe]).unwrap();
+        assert_eq!(redis_key("tls-session", &key), "tls-session:6162:{01fe}");
+        let empty = SessionKey::from_slices(b"", &[0xff]).unwrap();
+        assert_eq!(redis_key("p", &empty), "p::{ff}");
+        assert!(valid_prefix("tls-session"));
+        assert!(!valid_prefix("a{b}"));
+        assert!(!valid_prefix(""));
+        assert!(!valid_prefix("with space"));
+    }
+}

@@ -1,0 +1,74 @@
+//! Counters of the Redis store.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use tls_session_cache::StoreStats;
+
+/// Redis-specific counters, beside the common [`StoreStats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RedisStats {
+    /// Calls that hit the connect, read or write timeout.
+    pub timeouts: u64,
+    /// Calls refused at once because the circuit was open.
+    pub circuit_open_rejections: u64,
+    /// Times the circuit opened (including failed probes reopening it).
+    pub circuit_opens: u64,
+    /// Values that did not open or decode (tampered, moved, wrong key,
+    /// another key's envelope); each was deleted and looked up as a miss.
+    pub corrupt: u64,
+    /// Values sealed under a key id this store's ring does not hold (a
+    /// newer key not yet deployed here); misses, left in Redis.
+    pub unknown_key: u64,
+    /// Write-behind puts dropped because the queue was full.
+    pub dropped_writes: u64,
+    /// Write-behind puts waiting in the queue now.
+    pub queued_writes: u64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) hits: AtomicU64,
+    pub(crate) misses: AtomicU64,
+    pub(crate) inserts: AtomicU64,
+    pub(crate) expirations: AtomicU64,
+    pub(crate) oversize: AtomicU64,
+    pub(crate) removals: AtomicU64,
+    pub(crate) errors: AtomicU64,
+    pub(crate) timeouts: AtomicU64,
+    pub(crate) circuit_open_rejections: AtomicU64,
+    pub(crate) circuit_opens: AtomicU64,
+    pub(crate) corrupt: AtomicU64,
+    pub(crate) unknown_key: AtomicU64,
+    pub(crate) dropped_writes: AtomicU64,
+}
+
+pub(crate) fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Relaxed);
+}
+
+impl Counters {
+    pub(crate) fn store_stats(&self) -> StoreStats {
+        let mut s = StoreStats::default();
+        s.hits = self.hits.load(Relaxed);
+        s.misses = self.misses.load(Relaxed);
+        s.inserts = self.inserts.load(Relaxed);
+        s.expirations = self.expirations.load(Relaxed);
+        s.oversize = self.oversize.load(Relaxed);
+        s.removals = self.removals.load(Relaxed);
+        s.errors = self.errors.load(Relaxed);
+        s
+    }
+
+    pub(crate) fn redis_stats(&self, queued: u64) -> RedisStats {
+        RedisStats {
+            timeouts: self.timeouts.load(Relaxed),
+            circuit_open_rejections: self.circuit_open_rejections.load(Relaxed),
+            circuit_opens: self.circuit_opens.load(Relaxed),
+            corrupt: self.corrupt.load(Relaxed),
+            unknown_key: self.unknown_key.load(Relaxed),
+            dropped_writes: self.dropped_writes.load(Relaxed),
+            queued_writes: queued,
+        }
+    }
+}

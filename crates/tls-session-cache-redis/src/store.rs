@@ -1,0 +1,608 @@
+//! [`RedisStore`]: the [`SessionStore`] on Redis, and its builder.
+
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::Duration;
+
+use redis::Cmd;
+use tls_session_cache::{
+    CachePolicy, Clock, SessionKey, SessionStore, StoreError, StoreStats, StoredSession,
+    SystemClock, decode_with_limit, encode,
+};
+
+use crate::backend::{Backend, Pool, Timeouts, is_unavailability};
+use crate::breaker::{Breaker, CircuitState};
+use crate::keyring::KeyRing;
+use crate::naming::{DEFAULT_PREFIX, redis_key, valid_prefix};
+use crate::seal::{OpenError, open, seal};
+use crate::stats::{Counters, RedisStats, bump};
+use crate::writer::{Job, Writer};
+
+/// Why a [`RedisStore`] could not be built. Building never connects:
+/// a store whose Redis is down builds and then misses.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// Neither a key ring nor the plaintext option was given.
+    #[error(
+        "refusing to store TLS sessions (which hold master secrets) in Redis unsealed: \
+         give a seal key ring, or choose insecure_plaintext() explicitly"
+    )]
+    NoSealKey,
+    /// Both a key ring and the plaintext option were given.
+    #[error("both a seal key ring and insecure_plaintext() were given; choose one")]
+    ConflictingSealing,
+    /// A Redis URL did not parse.
+    #[error("invalid Redis URL {url:?}: {source}")]
+    Url {
+        /// The URL as given.
+        url: String,
+        /// The parser's complaint.
+        #[source]
+        source: redis::RedisError,
+    },
+    /// A cluster with no seed node.
+    #[error("a Redis Cluster needs at least one seed node")]
+    EmptyCluster,
+    /// The key prefix is empty, holds spaces or control characters, or holds
+    /// `{` / `}` (which would pin every session to one cluster slot).
+    #[error("invalid key prefix {0:?}: use printable ASCII without spaces, '{{' or '}}'")]
+    Prefix(String),
+    /// A timeout of zero (Redis treats it as "wait forever").
+    #[error("timeouts must be greater than zero")]
+    ZeroTimeout,
+    /// A write-behind queue of length zero.
+    #[error("the write-behind queue length must be at least 1")]
+    ZeroQueue,
+    /// The write-behind thread could not be started.
+    #[error("cannot start the write-behind thread: {0}")]
+    Thread(#[source] std::io::Error),
+}
+
+enum Target {
+    Standalone(String),
+    Cluster(Vec<String>),
+}
+
+/// Configures a [`RedisStore`]. See [`RedisStore::builder`].
+pub struct RedisStoreBuilder {
+    target: Target,
+    prefix: String,
+    keys: Option<KeyRing>,
+    plaintext: bool,
+    timeouts: Timeouts,
+    max_idle: usize,
+    breaker_threshold: u32,
+    breaker_backoff: Duration,
+    breaker_max_backoff: Duration,
+    write_behind: Option<usize>,
+    max_session_size: usize,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for RedisStoreBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStoreBuilder")
+            .field("prefix", &self.prefix)
+            .field("keys", &self.keys)
+            .field("plaintext", &self.plaintext)
+            .field("timeouts", &self.timeouts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStoreBuilder {
+    /// The key prefix (default `tls-session`).
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+    /// Seals values with this key ring (required unless
+    /// [`insecure_plaintext`](Self::insecure_plaintext)).
+    pub fn seal_keys(mut self, keys: KeyRing) -> Self {
+        self.keys = Some(keys);
+        self
+    }
+    /// Stores sessions **unencrypted**: anyone who can read Redis (or its
+    /// dumps, or the network to it) gets the master secrets and can decrypt
+    /// recorded traffic. For tests and debugging only.
+    pub fn insecure_plaintext(mut self) -> Self {
+        self.plaintext = true;
+        self
+    }
+    /// Connect timeout (default 50 ms).
+    pub fn connect_timeout(mut self, t: Duration) -> Self {
+        self.timeouts.connect = t;
+        self
+    }
+    /// Read timeout per command (default 50 ms).
+    pub fn read_timeout(mut self, t: Duration) -> Self {
+        self.timeouts.read = t;
+        self
+    }
+    /// Write timeout per command (default 50 ms).
+    pub fn write_timeout(mut self, t: Duration) -> Self {
+        self.timeouts.write = t;
+        self
+    }
+    /// Sets the connect, read and write timeouts at once.
+    pub fn timeouts(self, t: Duration) -> Self {
+        self.connect_timeout(t).read_timeout(t).write_timeout(t)
+    }
+    /// Idle connections kept for reuse (default 16).
+    pub fn max_idle_connections(mut self, n: usize) -> Self {
+        self.max_idle = n;
+        self
+    }
+    /// Circuit breaker: open after `threshold` consecutive failures
+    /// (default 5) for `backoff` (default 1 s), doubling after each failed
+    /// probe up to `max_backoff` (default 30 s).
+    pub fn circuit_breaker(
+        mut self,
+        threshold: u32,
+        backoff: Duration,
+        max_backoff: Duration,
+    ) -> Self {
+        self.breaker_threshold = threshold;
+        self.breaker_backoff = backoff;
+        self.breaker_max_backoff = max_backoff;
+        self
+    }
+    /// Queue `put`s to a background writer (a queue of `queue_len`
+    /// sessions; when it is full a put is dropped and counted in
+    /// [`RedisStats::dropped_writes`]). `put` then returns at once.
+    pub fn write_behind(mut self, queue_len: usize) -> Self {
+        self.write_behind = Some(queue_len);
+        self
+    }
+    /// Largest session stored (default 10 KiB, like the core's policy).
+    pub fn max_session_size(mut self, bytes: usize) -> Self {
+        self.max_session_size = bytes;
+        self
+    }
+    /// The clock for expiry (default: the system clock).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Builds the store. It does not connect: connections are opened by the
+    /// first operations (use [`RedisStore::ping`] to check at start-up).
+    pub fn build(self) -> Result<RedisStore, BuildError> {
+        let sealing = match (self.keys, self.plaintext) {
+            (Some(_), true) => return Err(BuildError::ConflictingSealing),
+            (None, false) => return Err(BuildError::NoSealKey),
+            (Some(ring), false) => Sealing::Sealed(ring),
+            (None, true) => {
+                log::warn!(
+                    "redis session store built with insecure_plaintext(): TLS master secrets \
+                     are stored in Redis unencrypted"
+                );
+                Sealing::Plaintext
+            }
+        };
+        if !valid_prefix(&self.prefix) {
+            return Err(BuildError::Prefix(self.prefix));
+        }
+        let t = self.timeouts;
+        if t.connect.is_zero() || t.read.is_zero() || t.write.is_zero() {
+            return Err(BuildError::ZeroTimeout);
+        }
+        let backend = match self.target {
+            Target::Standalone(url) => match redis::Client::open(url.as_str()) {
+                Ok(client) => Backend::Standalone(client),
+                Err(source) => return Err(BuildError::Url { url, source }),
+            },
+            Target::Cluster(nodes) => {
+                if nodes.is_empty() {
+                    return Err(BuildError::EmptyCluster);
+                }
+                for url in &nodes {
+                    if let Err(source) = redis::Client::open(url.as_str()) {
+                        return Err(BuildError::Url {
+                            url: url.clone(),
+                            source,
+                        });
+                    }
+                }
+                let wait_ms = u64::try_from(t.read.as_millis()).unwrap_or(u64::MAX).max(2);
+                let client =
+                    redis::cluster::ClusterClientBuilder::new(nodes.iter().map(String::as_str))
+                        .connection_timeout(t.connect)
+                        .response_timeout(t.read)
+                        // One retry (enough to follow a MOVED after resharding),
+                        // waiting at most one read timeout: the crate's default is
+                        // 16 retries with waits of up to minutes.
+                        .retries(1)
+                        .min_retry_wait(1)
+                        .max_retry_wait(wait_ms)
+                        .build()
+                        .map_err(|source| BuildError::Url {
+                            url: nodes.join(","),
+                            source,
+                        })?;
+                Backend::Cluster(client)
+            }
+        };
+        let shared = Arc::new(Shared {
+            pool: Pool::new(backend, self.max_idle, t),
+            breaker: Breaker::new(
+                self.breaker_threshold,
+                self.breaker_backoff,
+                self.breaker_max_backoff,
+            ),
+            counters: Counters::default(),
+            sealing,
+            prefix: self.prefix,
+            clock: self.clock,
+            max_session_size: self.max_session_size,
+            read_timeout: t.read,
+            pending: Mutex::new(0),
+            drained: Condvar::new(),
+        });
+        let writer = match self.write_behind {
+            None => None,
+            Some(0) => return Err(BuildError::ZeroQueue),
+            Some(n) => Some(Writer::spawn(Arc::clone(&shared), n).map_err(BuildError::Thread)?),
+        };
+        Ok(RedisStore { shared, writer })
+    }
+}
+
+/// Why a value read from Redis cannot be used.
+enum Unusable {
+    /// Sealed under a key this ring does not hold — likely by a server that
+    /// already has a newer key. Left in place for the servers that can open it.
+    UnknownKey(String),
+    /// Tampered, moved, truncated, or not an envelope. Deleted.
+    Corrupt(String),
+}
+
+pub(crate) enum Sealing {
+    Sealed(KeyRing),
+    Plaintext,
+}
+
+/// What the store and its writer thread share.
+pub(crate) struct Shared {
+    pool: Pool,
+    breaker: Breaker,
+    pub(crate) counters: Counters,
+    sealing: Sealing,
+    prefix: String,
+    clock: Arc<dyn Clock>,
+    max_session_size: usize,
+    read_timeout: Duration,
+    /// Write-behind jobs queued or in flight, for [`RedisStore::flush`].
+    pending: Mutex<u64>,
+    drained: Condvar,
+}
+
+impl Shared {
+    /// Sends one command through the circuit breaker and the pool.
+    fn call<T: redis::FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StoreError> {
+        if !self.breaker.admit() {
+            bump(&self.counters.circuit_open_rejections);
+            bump(&self.counters.errors);
+            return Err(StoreError::Unavailable("circuit open".into()));
+        }
+        match self.pool.query(cmd) {
+            Ok(v) => {
+                self.breaker.success();
+                Ok(v)
+            }
+            Err(e) => {
+                bump(&self.counters.errors);
+                let unavailable = is_unavailability(&e);
+                if unavailable {
+                    if self.breaker.failure() {
+                        bump(&self.counters.circuit_opens);
+                    }
+                } else {
+                    // Redis answered, with an error: it is up.
+                    self.breaker.success();
+                }
+                log::debug!("redis session store: {e}");
+                if e.is_timeout() {
+                    bump(&self.counters.timeouts);
+                    Err(StoreError::Timeout(self.read_timeout))
+                } else if unavailable {
+                    Err(StoreError::Unavailable(e.to_string()))
+                } else {
+                    Err(StoreError::Backend(Box::new(e)))
+                }
+            }
+        }
+    }
+
+    /// `SET key value PX ms`.
+    pub(crate) fn set(&self, job: &Job) -> Result<(), StoreError> {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(&job.key).arg(&job.value).arg("PX").arg(job.px);
+        self.call::<()>(&cmd)?;
+        bump(&self.counters.inserts);
+        Ok(())
+    }
+
+    fn del(&self, key: &str) -> Result<bool, StoreError> {
+        let n: i64 = self.call(redis::cmd("DEL").arg(key))?;
+        Ok(n > 0)
+    }
+
+    fn seal(&self, redis_key: &str, envelope: Vec<u8>) -> Result<Vec<u8>, StoreError> {
+        match &self.sealing {
+            Sealing::Sealed(ring) => seal(ring, redis_key.as_bytes(), &envelope)
+                .map_err(|e| StoreError::Backend(Box::new(e))),
+            Sealing::Plaintext => Ok(envelope),
+        }
+    }
+
+    /// Opens, decodes and checks a value read from `redis_key`.
+    fn unseal(
+        &self,
+        redis_key: &str,
+        key: &SessionKey,
+        value: &[u8],
+    ) -> Result<StoredSession, Unusable> {
+        let plain;
+        let envelope = match &self.sealing {
+            Sealing::Sealed(ring) => {
+                plain = open(ring, redis_key.as_bytes(), value).map_err(|e| match e {
+                    OpenError::UnknownKey(_) => Unusable::UnknownKey(e.to_string()),
+                    _ => Unusable::Corrupt(e.to_string()),
+                })?;
+                &plain[..]
+            }
+            Sealing::Plaintext => value,
+        };
+        let (found, session) = decode_with_limit(envelope, self.max_session_size)
+            .map_err(|e| Unusable::Corrupt(e.to_string()))?;
+        if found != *key {
+            return Err(Unusable::Corrupt(format!(
+                "value holds the session of {found}, not of {key}"
+            )));
+        }
+        Ok(session)
+    }
+
+    pub(crate) fn begin_write(&self) {
+        *self.pending.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+    }
+
+    pub(crate) fn end_write(&self) {
+        let mut n = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            self.drained.notify_all();
+        }
+    }
+}
+
+/// A [`SessionStore`] on Redis (standalone or Cluster).
+///
+/// * `put` = `SET key sealed-value PX ms-until-expiry` (an already expired
+///   session is not stored; the key is deleted instead).
+/// * `get` = `GET`; `take` = `GETDEL`, atomic in Redis, so a TLS 1.3
+///   ticket resumes once across the whole fleet; `remove` = `DEL`.
+/// * Values are sealed (see the [sealing](crate#sealing) section). A value
+///   that does not open or decode, or holds another key's session, is
+///   counted in [`RedisStats::corrupt`] and `errors`, deleted, and looked up
+///   as a **miss: `Ok(None)`**, not an error. A value sealed under a key id
+///   the ring does not know is a miss counted in
+///   [`RedisStats::unknown_key`] and left in place: during a rolling key
+///   rotation, servers that already have the new key can still open it.
+/// * Every error is a failure of Redis (down, timeout, circuit open); the
+///   caller treats it as a miss. Nothing blocks longer than the connect
+///   plus read/write timeouts, and nothing panics.
+pub struct RedisStore {
+    shared: Arc<Shared>,
+    // Dropped (and its thread joined) when the store is.
+    writer: Option<Writer>,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.shared.prefix)
+            .field("circuit", &self.shared.breaker.state())
+            .field("write_behind", &self.writer.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStore {
+    /// A builder for `url`: `redis://HOST:PORT[/DB]` (also `redis://:PASSWORD@…`,
+    /// `unix:///path`) for one server, or
+    /// `redis+cluster://HOST1:PORT1,HOST2:PORT2,…` for a Redis Cluster
+    /// (each listed node is a seed; one reachable seed is enough).
+    pub fn builder(url: &str) -> RedisStoreBuilder {
+        let target = match url.strip_prefix("redis+cluster://") {
+            Some(rest) => Target::Cluster(
+                rest.trim_end_matches('/')
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|n| !n.is_empty())
+                    .map(|n| format!("redis://{n}"))
+                    .collect(),
+            ),
+            None => Target::Standalone(url.to_string()),
+        };
+        RedisStoreBuilder {
+            target,
+            prefix: DEFAULT_PREFIX.to_string(),
+            keys: None,
+            plaintext: false,
+            timeouts: Timeouts {
+                connect: Self::DEFAULT_TIMEOUT,
+                read: Self::DEFAULT_TIMEOUT,
+                write: Self::DEFAULT_TIMEOUT,
+            },
+            max_idle: 16,
+            breaker_threshold: 5,
+            breaker_backoff: Duration::from_secs(1),
+            breaker_max_backoff: Duration::from_secs(30),
+            write_behind: None,
+            max_session_size: CachePolicy::DEFAULT_MAX_SESSION_SIZE,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// A builder for a Redis Cluster given its seed nodes' URLs
+    /// (`redis://HOST:PORT` each).
+    pub fn cluster_builder<I, S>(nodes: I) -> RedisStoreBuilder
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let mut b = Self::builder("redis+cluster://");
+        b.target = Target::Cluster(nodes.into_iter().map(Into::into).collect());
+        b
+    }
+
+    /// The default connect, read and write timeout: 50 ms.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(50);
+
+    /// The Redis key a session key is stored under.
+    pub fn redis_key(&self, key: &SessionKey) -> String {
+        redis_key(&self.shared.prefix, key)
+    }
+
+    /// Redis-specific counters.
+    pub fn redis_stats(&self) -> RedisStats {
+        let queued = *self
+            .shared
+            .pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        self.shared.counters.redis_stats(queued)
+    }
+
+    /// The circuit breaker's state.
+    pub fn circuit_state(&self) -> CircuitState {
+        self.shared.breaker.state()
+    }
+
+    /// Sends `PING` (through the breaker, like any call).
+    pub fn ping(&self) -> Result<(), StoreError> {
+        let pong: String = self.shared.call(&redis::cmd("PING"))?;
+        if pong == "PONG" {
+            Ok(())
+        } else {
+            Err(StoreError::Unavailable(format!("PING answered {pong:?}")))
+        }
+    }
+
+    /// Waits until every write-behind put queued so far has been sent (or
+    /// has failed), at most `timeout`; returns whether the queue drained.
+    /// Without write-behind it returns `true` at once.
+    pub fn flush(&self, timeout: Duration) -> bool {
+        let guard = self
+            .shared
+            .pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let (guard, _) = self
+            .shared
+            .drained
+            .wait_timeout_while(guard, timeout, |n| *n > 0)
+            .unwrap_or_else(PoisonError::into_inner);
+        *guard == 0
+    }
+
+    fn lookup(&self, key: &SessionKey, command: &str) -> Result<Option<StoredSession>, StoreError> {
+        let rkey = self.redis_key(key);
+        let value: Option<Vec<u8>> = self.shared.call(redis::cmd(command).arg(&rkey))?;
+        let c = &self.shared.counters;
+        let Some(value) = value else {
+            bump(&c.misses);
+            return Ok(None);
+        };
+        let consumed = command == "GETDEL";
+        match self.shared.unseal(&rkey, key, &value) {
+            Ok(session) if session.is_expired(self.shared.clock.now()) => {
+                // Redis's TTL is only a clean-up hint; the sealed expiry rules.
+                bump(&c.expirations);
+                bump(&c.misses);
+                if !consumed {
+                    let _ = self.shared.del(&rkey);
+                }
+                Ok(None)
+            }
+            Ok(session) => {
+                bump(&c.hits);
+                Ok(Some(session))
+            }
+            Err(Unusable::UnknownKey(why)) => {
+                bump(&c.unknown_key);
+                bump(&c.misses);
+                log::warn!("redis session store: cannot open {rkey}: {why}");
+                Ok(None)
+            }
+            Err(Unusable::Corrupt(why)) => {
+                bump(&c.corrupt);
+                bump(&c.errors);
+                bump(&c.misses);
+                log::warn!("redis session store: deleting unusable value at {rkey}: {why}");
+                if !consumed {
+                    let _ = self.shared.del(&rkey);
+                }
+                Ok(None)
+            }
+        }
+    }
+}
+
+impl SessionStore for RedisStore {
+    fn put(&self, key: &SessionKey, session: &StoredSession) -> Result<(), StoreError> {
+        let c = &self.shared.counters;
+        let size = session.der.len();
+        if size > self.shared.max_session_size {
+            bump(&c.oversize);
+            return Err(StoreError::Oversize {
+                size,
+                limit: self.shared.max_session_size,
+            });
+        }
+        let rkey = self.redis_key(key);
+        let now = self.shared.clock.now();
+        if session.is_expired(now) {
+            // Not stored; whatever was under the key is replaced by nothing.
+            bump(&c.expirations);
+            self.shared.del(&rkey)?;
+            return Ok(());
+        }
+        let px = (session.expires - now).saturating_mul(1000);
+        let value = self.shared.seal(&rkey, encode(key, session))?;
+        let job = Job {
+            key: rkey,
+            value,
+            px,
+        };
+        match &self.writer {
+            Some(writer) => {
+                writer.enqueue(&self.shared, job);
+                Ok(())
+            }
+            None => self.shared.set(&job),
+        }
+    }
+
+    fn get(&self, key: &SessionKey) -> Result<Option<StoredSession>, StoreError> {
+        self.lookup(key, "GET")
+    }
+
+    fn take(&self, key: &SessionKey) -> Result<Option<StoredSession>, StoreError> {
+        self.lookup(key, "GETDEL")
+    }
+
+    fn remove(&self, key: &SessionKey) -> Result<bool, StoreError> {
+        let removed = self.shared.del(&self.redis_key(key))?;
+        if removed {
+            bump(&self.shared.counters.removals);
+        }
+        Ok(removed)
+    }
+
+    fn stats(&self) -> StoreStats {
+        self.shared.counters.store_stats()
+    }
+}

@@ -1,0 +1,30 @@
+//! Test support for `tls-session-cache`: real `redis-server` processes on
+//! free loopback ports, started by the test and stopped when dropped.
+//!
+//! | item | holds |
+//! |---|---|
+//! | [`RedisServer`] | one standalone `redis-server` (start, stop, restart, pause) |
+//! | [`RedisCluster`] | a Redis Cluster of N masters made with `redis-cli --cluster create` |
+//! | [`Error`] | why a server could not be started; a missing `redis-server` says how to install it |
+//!
+//! Readiness is a signal, never a sleep: a server counts as started when it
+//! answers `PING` with `PONG`, a cluster when every node's `CLUSTER INFO`
+//! says `cluster_state:ok`. Both are polled with short, bounded waits.
+//!
+//! ```no_run
+//! use tls_session_cache_testkit::RedisServer;
+//! let redis = RedisServer::start()?;
+//! println!("redis at {}", redis.url());
+//! # Ok::<(), tls_session_cache_testkit::Error>(())
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod cluster;
+mod error;
+mod port;
+mod server;
+
+pub use cluster::RedisCluster;
+pub use error::Error;
+pub use server::RedisServer;
