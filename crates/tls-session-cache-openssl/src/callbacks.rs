@@ -1,0 +1,424 @@
+//! The `extern "C"` callbacks OpenSSL calls. This is where a session enters
+//! the store ([`new_session`]), is found ([`get_session`]) and leaves it
+//! ([`remove_session`]); [`info`] counts resumed and full handshakes and
+//! parks the cache on each connection.
+//!
+//! Each callback is a thin trampoline: it catches any panic (a panicking
+//! store is a miss, counted and logged — never an unwind into C), turns the
+//! raw pointers into borrowed rust-openssl references on its first lines,
+//! and leaves the rest to safe code.
+
+use std::any::Any;
+use std::ffi::{c_int, c_uchar, c_uint};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::ptr;
+use std::sync::Arc;
+
+use foreign_types::{ForeignType, ForeignTypeRef};
+use openssl::ssl::{SslSession, SslSessionRef};
+use openssl_sys::{SSL, SSL_CTX, SSL_SESSION, TLS1_3_VERSION};
+use tls_session_cache::{Protocol, SessionId, SessionKey, StoreError, StoredSession, UnixTime};
+
+use crate::cache::Inner;
+use crate::exdata::{conn_state, ctx_state, inner_for};
+use crate::ffi::{self, InfoCallback, SSL_CB_HANDSHAKE_DONE, SSL_CB_HANDSHAKE_START};
+use crate::stats::bump;
+
+// ---------------------------------------------------------------------------
+// new_session_cb: a session was negotiated (TLS ≤ 1.2 during the handshake,
+// TLS 1.3 once per ticket after it).
+
+/// `int new_session_cb(SSL *ssl, SSL_SESSION *sess)`.
+///
+/// Ownership: OpenSSL took one reference on `sess` for this call. We only
+/// borrow the session to serialise it and always return 0, which tells
+/// OpenSSL to drop that reference itself — the store keeps bytes, never
+/// the `SSL_SESSION`.
+pub(crate) unsafe extern "C" fn new_session(ssl: *mut SSL, sess: *mut SSL_SESSION) -> c_int {
+    let outcome = catch_unwind(AssertUnwindSafe(|| unsafe { on_new_session(ssl, sess) }));
+    if let Err(payload) = outcome {
+        unsafe { after_panic(ssl, "new-session", payload, false) };
+    }
+    0
+}
+
+/// # Safety
+/// `ssl` and `sess` are the live pointers OpenSSL passed to the callback.
+unsafe fn on_new_session(ssl: *mut SSL, sess: *mut SSL_SESSION) {
+    // SAFETY: live for the whole callback (OpenSSL holds references).
+    let Some(conn) = (unsafe { conn_state(ssl) }) else {
+        return;
+    };
+    let session = unsafe { SslSessionRef::from_ptr(sess) };
+    let protocol =
+        if unsafe { openssl_sys::SSL_SESSION_get_protocol_version(sess) } == TLS1_3_VERSION {
+            Protocol::Tls13
+        } else {
+            Protocol::Tls12
+        };
+    let no_ticket = unsafe { ffi::SSL_get_options(ssl) } & openssl_sys::SSL_OP_NO_TICKET;
+    let resumed = unsafe { openssl_sys::SSL_session_reused(ssl) } == 1;
+    let context = unsafe { session_context(sess) };
+    let inner = Arc::clone(&conn.inner);
+    let issued = inner.clock.now();
+    // Requirement 6: a session issued by a resumption inherits the time its
+    // peer was authenticated, so a chain of TLS 1.3 resumptions cannot
+    // outlive max_lifetime from the original full handshake.
+    let authenticated = match conn.authenticated {
+        Some(t) if resumed => t.min(issued),
+        _ => issued,
+    };
+    store_new_session(
+        &inner,
+        session,
+        protocol,
+        no_ticket != 0,
+        context,
+        issued,
+        authenticated,
+    );
+}
+
+/// Decides whether a new session can ever be looked up, and stores it.
+fn store_new_session(
+    inner: &Inner,
+    session: &SslSessionRef,
+    protocol: Protocol,
+    no_ticket: bool,
+    context: &[u8],
+    issued: UnixTime,
+    authenticated: UnixTime,
+) {
+    let c = &inner.counters;
+    if protocol == Protocol::Tls13 && !no_ticket {
+        // A stateless ticket carries the session; it is never looked up.
+        bump(&c.skipped);
+        return;
+    }
+    let Ok(id) = SessionId::new(session.id()) else {
+        // No session id (e.g. a TLS 1.2 session resumed by ticket only).
+        bump(&c.skipped);
+        return;
+    };
+    if context != inner.context.as_bytes() {
+        // Made under another session-id context (SSL_set_session_id_context
+        // on the connection): our lookups, keyed by our context, would
+        // never find it.
+        bump(&c.skipped);
+        return;
+    }
+    let key = SessionKey::new(inner.context, id);
+    let der = match session.to_der() {
+        Ok(der) => der,
+        Err(e) => {
+            bump(&c.errors);
+            log::warn!("session {key}: cannot serialise: {e}");
+            return;
+        }
+    };
+    if !inner.policy.admits_size(der.len()) {
+        bump(&c.oversize);
+        log::info!(
+            "session {key}: {} bytes exceed max_session_size {}; not stored",
+            der.len(),
+            inner.policy.max_session_size
+        );
+        return;
+    }
+    let stored = StoredSession {
+        der: der.into(),
+        created: authenticated,
+        expires: inner.policy.expiry(issued, authenticated),
+        protocol,
+        single_use: inner.policy.is_single_use(protocol),
+    };
+    match inner.store.put(&key, &stored) {
+        Ok(()) => bump(&c.stored),
+        Err(StoreError::Oversize { size, limit }) => {
+            bump(&c.oversize);
+            log::info!("session {key}: store refused {size} bytes (limit {limit})");
+        }
+        Err(e) => {
+            bump(&c.errors);
+            log::warn!("session {key}: not stored: {e}");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// get_session_cb: a client offered a session id (TLS ≤ 1.2) or a stateful
+// ticket (TLS 1.3) that the internal cache does not hold (it holds nothing:
+// NO_INTERNAL).
+
+/// `SSL_SESSION *get_session_cb(SSL *ssl, const unsigned char *id, int len, int *copy)`.
+///
+/// Ownership: a session we return was just decoded by `d2i_SSL_SESSION`
+/// and has exactly one reference, ours. We set `*copy = 0` so that OpenSSL
+/// does not take another one, and hand ours over (`into_ptr` forgets it on
+/// our side): OpenSSL frees the session when it is done with it. Every
+/// other path returns null and drops what it decoded.
+pub(crate) unsafe extern "C" fn get_session(
+    ssl: *mut SSL,
+    id: *const c_uchar,
+    len: c_int,
+    copy: *mut c_int,
+) -> *mut SSL_SESSION {
+    match catch_unwind(AssertUnwindSafe(|| unsafe {
+        on_get_session(ssl, id, len, copy)
+    })) {
+        Ok(session) => session,
+        Err(payload) => {
+            unsafe { after_panic(ssl, "get-session", payload, true) };
+            ptr::null_mut()
+        }
+    }
+}
+
+/// # Safety
+/// The pointers OpenSSL passed to the callback; `id` holds `len` bytes.
+unsafe fn on_get_session(
+    ssl: *mut SSL,
+    id: *const c_uchar,
+    len: c_int,
+    copy: *mut c_int,
+) -> *mut SSL_SESSION {
+    let Some(conn) = (unsafe { conn_state(ssl) }) else {
+        return ptr::null_mut();
+    };
+    let inner = Arc::clone(&conn.inner);
+    let c = &inner.counters;
+    bump(&c.lookups);
+    let id = match usize::try_from(len) {
+        Ok(n @ 1..=32) if !id.is_null() => {
+            // SAFETY: OpenSSL passes `len` readable bytes at `id`.
+            unsafe { std::slice::from_raw_parts(id, n) }
+        }
+        _ => {
+            bump(&c.invalid_id);
+            bump(&c.misses);
+            return ptr::null_mut();
+        }
+    };
+    let tls13 = unsafe { openssl_sys::SSL_version(ssl) } == TLS1_3_VERSION;
+    match lookup(&inner, id, tls13) {
+        Some((session, created)) if !copy.is_null() => {
+            conn.authenticated = Some(created);
+            bump(&c.hits);
+            // SAFETY: `copy` is OpenSSL's out-parameter; see the ownership
+            // note on `get_session`.
+            unsafe { *copy = 0 };
+            // Hand our one reference to OpenSSL: forget it on our side.
+            let raw = session.as_ptr();
+            std::mem::forget(session);
+            raw
+        }
+        _ => {
+            bump(&c.misses);
+            ptr::null_mut()
+        }
+    }
+}
+
+/// Finds, decodes and checks the session stored under `id`; returns it with
+/// the time its peer was authenticated.
+fn lookup(inner: &Inner, id: &[u8], tls13: bool) -> Option<(SslSession, UnixTime)> {
+    let c = &inner.counters;
+    let key = SessionKey::new(inner.context, SessionId::new(id).ok()?);
+    // Requirement 3: TLS 1.3 tickets are single use, across every server
+    // sharing the store, so the lookup itself removes the entry.
+    let found = if tls13 && inner.policy.single_use_tls13 {
+        inner.store.take(&key)
+    } else {
+        inner.store.get(&key)
+    };
+    let stored = match found {
+        Ok(Some(stored)) => stored,
+        Ok(None) => return None,
+        Err(e) => {
+            bump(&c.errors);
+            log::warn!("session {key}: lookup failed, full handshake: {e}");
+            return None;
+        }
+    };
+    let session = match SslSession::from_der(&stored.der) {
+        Ok(session) => session,
+        Err(e) => {
+            bump(&c.corrupt);
+            log::warn!("session {key}: stored bytes do not decode ({e}); removed");
+            let _ = inner.store.remove(&key);
+            return None;
+        }
+    };
+    // OpenSSL checks the session-id context itself but not that the
+    // session is the one asked for.
+    // SAFETY: `session` is a live session we own.
+    let context = unsafe { session_context(session.as_ptr()) };
+    if session.id() != id || context != inner.context.as_bytes() {
+        bump(&c.mismatched);
+        log::warn!("session {key}: stored session has another id or context; removed");
+        let _ = inner.store.remove(&key);
+        return None;
+    }
+    Some((session, stored.created))
+}
+
+// ---------------------------------------------------------------------------
+// remove_session_cb: OpenSSL dropped a session (timed out at lookup, a
+// connection freed without the server sending close_notify, or
+// SSL_CTX_remove_session).
+
+/// `void remove_session_cb(SSL_CTX *ctx, SSL_SESSION *sess)`.
+///
+/// Ownership: both pointers are borrowed for the call; OpenSSL keeps its
+/// references.
+pub(crate) unsafe extern "C" fn remove_session(ctx: *mut SSL_CTX, sess: *mut SSL_SESSION) {
+    let outcome = catch_unwind(AssertUnwindSafe(|| unsafe { on_remove_session(ctx, sess) }));
+    if let Err(payload) = outcome {
+        let _ = catch_unwind(AssertUnwindSafe(|| {
+            // SAFETY: `ctx` is the live session context OpenSSL passed.
+            let inner = unsafe { ctx_state(ctx) }.map(|s| &*s.inner);
+            report_panic(inner, "remove-session", &*payload, false);
+        }));
+    }
+}
+
+/// # Safety
+/// The live pointers OpenSSL passed to the callback.
+unsafe fn on_remove_session(ctx: *mut SSL_CTX, sess: *mut SSL_SESSION) {
+    let Some(state) = (unsafe { ctx_state(ctx) }) else {
+        return;
+    };
+    let inner = &state.inner;
+    let session = unsafe { SslSessionRef::from_ptr(sess) };
+    let Ok(id) = SessionId::new(session.id()) else {
+        return;
+    };
+    if unsafe { session_context(sess) } != inner.context.as_bytes() {
+        return;
+    }
+    let key = SessionKey::new(inner.context, id);
+    match inner.store.remove(&key) {
+        Ok(true) => bump(&inner.counters.removed),
+        Ok(false) => {}
+        Err(e) => {
+            bump(&inner.counters.errors);
+            log::warn!("session {key}: remove failed: {e}");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The info callback: parks the cache on the connection when its handshake
+// starts, counts resumed / full when it is done, then calls the callback
+// OpenSSL would have called without us.
+
+/// `void info_callback(const SSL *ssl, int where, int ret)`.
+pub(crate) unsafe extern "C" fn info(ssl: *const SSL, where_: c_int, ret: c_int) {
+    let ssl_mut = ssl.cast_mut();
+    let outcome = catch_unwind(AssertUnwindSafe(|| unsafe { on_info(ssl_mut, where_) }));
+    if let Err(payload) = outcome {
+        unsafe { after_panic(ssl_mut, "info", payload, false) };
+    }
+    // SAFETY: a function pointer OpenSSL would have called with the same
+    // arguments.
+    if let Some(next) = unsafe { next_info(ssl_mut) } {
+        unsafe { next(ssl, where_, ret) };
+    }
+}
+
+/// # Safety
+/// `ssl` is the live connection OpenSSL passed.
+unsafe fn on_info(ssl: *mut SSL, where_: c_int) {
+    if where_ & SSL_CB_HANDSHAKE_START != 0 {
+        // Here SSL_get_SSL_CTX is still the session context: park the cache
+        // on the connection before an SNI callback can switch contexts.
+        if let Some(conn) = unsafe { conn_state(ssl) } {
+            conn.counted = false;
+            // OpenSSL reads the info callback from the connection's current
+            // context when the handshake is done; after an SNI switch that
+            // is the new context's. A connection-level callback (ours, which
+            // still chains to the current context's) keeps us informed.
+            // SAFETY: plain setters on a live SSL.
+            unsafe {
+                if ffi::SSL_get_info_callback(ssl).is_none() {
+                    ffi::SSL_set_info_callback(ssl, Some(info));
+                }
+            }
+        }
+    }
+    if where_ & SSL_CB_HANDSHAKE_DONE != 0
+        && let Some(conn) = unsafe { conn_state(ssl) }
+        // Once per handshake, even if OpenSSL reports "done" twice.
+        && !conn.counted
+    {
+        conn.counted = true;
+        let c = &conn.inner.counters;
+        if unsafe { openssl_sys::SSL_session_reused(ssl) } == 1 {
+            bump(&c.resumed);
+        } else {
+            bump(&c.full);
+        }
+    }
+}
+
+/// The info callback OpenSSL would call if ours were not there: the current
+/// context's, or — when that is ours — the one that context had before
+/// `install`.
+///
+/// # Safety
+/// `ssl` is a live connection.
+unsafe fn next_info(ssl: *mut SSL) -> Option<InfoCallback> {
+    let ctx = unsafe { openssl_sys::SSL_get_SSL_CTX(ssl) };
+    if ctx.is_null() {
+        return None;
+    }
+    let current = unsafe { ffi::SSL_CTX_get_info_callback(ctx) }?;
+    if ptr::fn_addr_eq(current, info as InfoCallback) {
+        unsafe { ctx_state(ctx) }.and_then(|state| state.previous_info)
+    } else {
+        Some(current)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Helpers.
+
+/// The session-id context recorded in a session.
+///
+/// # Safety
+/// `sess` is a live session; the slice must not outlive it.
+unsafe fn session_context<'a>(sess: *const SSL_SESSION) -> &'a [u8] {
+    let mut len: c_uint = 0;
+    // SAFETY: returns a pointer into the session and its length.
+    let p = unsafe { ffi::SSL_SESSION_get0_id_context(sess, &mut len) };
+    if p.is_null() || len == 0 {
+        return &[];
+    }
+    unsafe { std::slice::from_raw_parts(p, len as usize) }
+}
+
+/// Counts and logs a panic caught in a callback, without unwinding further.
+///
+/// # Safety
+/// `ssl` is the live connection OpenSSL passed.
+unsafe fn after_panic(ssl: *mut SSL, callback: &str, payload: Box<dyn Any + Send>, miss: bool) {
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        let inner = unsafe { inner_for(ssl) };
+        report_panic(inner.as_deref(), callback, &*payload, miss);
+    }));
+}
+
+fn report_panic(inner: Option<&Inner>, callback: &str, payload: &(dyn Any + Send), miss: bool) {
+    let message = payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(non-string panic payload)");
+    log::error!("panic in the {callback} callback, treated as a cache miss: {message}");
+    if let Some(inner) = inner {
+        bump(&inner.counters.panics);
+        if miss {
+            bump(&inner.counters.misses);
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! Counters of the binding, and the [`CacheStats`] snapshot.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tls_session_cache::StoreStats;
+
+/// A snapshot of a cache's statistics: the store's own counters plus what
+/// the OpenSSL callbacks saw.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// The store's counters ([`SessionStore::stats`](tls_session_cache::SessionStore::stats)).
+    pub store: StoreStats,
+    /// Handshakes that resumed a session.
+    pub resumed: u64,
+    /// Handshakes that did not (full handshakes).
+    pub full: u64,
+    /// Calls of the get-session callback (client offered a session id or ticket).
+    pub lookups: u64,
+    /// Lookups that handed a session to OpenSSL.
+    pub hits: u64,
+    /// Lookups that did not, for any reason.
+    pub misses: u64,
+    /// Sessions written to the store.
+    pub stored: u64,
+    /// New sessions not stored because they can never be looked up
+    /// (no session id, stateless TLS 1.3 tickets, foreign session-id context).
+    pub skipped: u64,
+    /// New sessions larger than `max_session_size` (not stored).
+    pub oversize: u64,
+    /// Stored bytes that did not decode as a session (entry removed).
+    pub corrupt: u64,
+    /// Stored sessions whose id or session-id context is not the one asked for.
+    pub mismatched: u64,
+    /// Offered session ids outside 1..=32 bytes.
+    pub invalid_id: u64,
+    /// Sessions removed at OpenSSL's request (remove callback).
+    pub removed: u64,
+    /// Store operations that failed (the handshake went on without the cache).
+    pub errors: u64,
+    /// Panics caught in a callback (treated as a miss).
+    pub panics: u64,
+}
+
+impl CacheStats {
+    /// The statistics as one line of JSON, every counter included.
+    pub fn to_json(&self) -> String {
+        let s = &self.store;
+        format!(
+            concat!(
+                "{{\"resumed\":{},\"full\":{},\"lookups\":{},\"hits\":{},\"misses\":{},",
+                "\"stored\":{},\"skipped\":{},\"oversize\":{},\"corrupt\":{},\"mismatched\":{},",
+                "\"invalid_id\":{},\"removed\":{},\"errors\":{},\"panics\":{},",
+                "\"store\":{{\"hits\":{},\"misses\":{},\"inserts\":{},\"evictions\":{},",
+                "\"expirations\":{},\"oversize\":{},\"removals\":{},\"errors\":{},",
+                "\"entries\":{},\"bytes\":{}}}}}"
+            ),
+            self.resumed,
+            self.full,
+            self.lookups,
+            self.hits,
+            self.misses,
+            self.stored,
+            self.skipped,
+            self.oversize,
+            self.corrupt,
+            self.mismatched,
+            self.invalid_id,
+            self.removed,
+            self.errors,
+            self.panics,
+            s.hits,
+            s.misses,
+            s.inserts,
+            s.evictions,
+            s.expirations,
+            s.oversize,
+            s.removals,
+            s.errors,
+            s.entries,
+            s.bytes,
+        )
+    }
+}
+
+/// The live counters behind [`CacheStats`].
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub resumed: AtomicU64,
+    pub full: AtomicU64,
+    pub lookups: AtomicU64,
+    pub hits: AtomicU64,
+    pub misses: AtomicU64,
+    pub stored: AtomicU64,
+    pub skipped: AtomicU64,
+    pub oversize: AtomicU64,
+    pub corrupt: AtomicU64,
+    pub mismatched: AtomicU64,
+    pub invalid_id: AtomicU64,
+    pub removed: AtomicU64,
+    pub errors: AtomicU64,
+    pub panics: AtomicU64,
+}
+
+/// Adds one to a counter.
+pub(crate) fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+impl Counters {
+    pub fn snapshot(&self, store: StoreStats) -> CacheStats {
+        let r = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        CacheStats {
+            store,
+            resumed: r(&self.resumed),
+            full: r(&self.full),
+            lookups: r(&self.lookups),
+            hits: r(&self.hits),
+            misses: r(&self.misses),
+            stored: r(&self.stored),
+            skipped: r(&self.skipped),
+            oversize: r(&self.oversize),
+            corrupt: r(&self.corrupt),
+            mismatched: r(&self.mismatched),
+            invalid_id: r(&self.invalid_id),
+            removed: r(&self.removed),
+            errors: r(&self.errors),
+            panics: r(&self.panics),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_names_every_counter() {
+        let stats = CacheStats {
+            resumed: 3,
+            panics: 7,
+            ..CacheStats::default()
+        };
+        let json = stats.to_json();
+        assert!(json.starts_with("{\"resumed\":3,"), "{json}");
+        assert!(json.contains("\"panics\":7,"), "{json}");
+        assert!(json.contains("\"store\":{\"hits\":0,"), "{json}");
+        assert!(json.ends_with("\"bytes\":0}}"), "{json}");
+        assert_eq!(json.matches(':').count(), 25, "{json}");
+    }
+}
