@@ -21,11 +21,17 @@ const FLAG_TLS13: u8 = 1;
 const FLAG_SINGLE_USE: u8 = 2;
 const FLAG_REFERENCED: u8 = 4;
 
-/// A compact entry: 40 bytes plus one allocation holding id and session.
+/// Bytes of the creation time kept in a slot's allocation.
+const CREATED_LEN: usize = 8;
+
+/// A compact entry: 32 bytes plus one allocation holding the id, the
+/// creation time and the session. The creation time lives in the allocation
+/// (it is read only to rebuild the session) so that the slot is 32 bytes —
+/// two to a cache line — instead of 40.
 struct Slot {
-    /// The id's bytes followed by the session's; empty when vacant.
+    /// The id's bytes, the creation time (little endian) and the session's
+    /// bytes; empty when vacant.
     data: Box<[u8]>,
-    created: UnixTime,
     expires: UnixTime,
     /// Index into the shard's interned contexts.
     ctx: u32,
@@ -36,7 +42,6 @@ struct Slot {
 impl Slot {
     const VACANT: fn() -> Slot = || Slot {
         data: Box::new([]),
-        created: 0,
         expires: 0,
         ctx: 0,
         id_len: 0,
@@ -49,13 +54,17 @@ impl Slot {
     fn id(&self) -> &[u8] {
         &self.data[..usize::from(self.id_len)]
     }
+    /// What the entry was charged: overhead + id + session bytes.
     fn charge(&self) -> usize {
-        ENTRY_OVERHEAD + self.data.len()
+        ENTRY_OVERHEAD + self.data.len().saturating_sub(CREATED_LEN)
     }
     fn to_session(&self) -> StoredSession {
+        let (created, der) = self.data[usize::from(self.id_len)..].split_at(CREATED_LEN);
+        let mut t = [0u8; CREATED_LEN];
+        t.copy_from_slice(created);
         StoredSession {
-            der: Bytes::copy_from_slice(&self.data[usize::from(self.id_len)..]),
-            created: self.created,
+            der: Bytes::copy_from_slice(der),
+            created: UnixTime::from_le_bytes(t),
             expires: self.expires,
             protocol: if self.flags & FLAG_TLS13 != 0 {
                 Protocol::Tls13
@@ -243,8 +252,9 @@ impl<S: BuildHasher> Shard<S> {
             }
         }
         let ctx = self.intern(&key.context);
-        let mut data = Vec::with_capacity(id.len() + size);
+        let mut data = Vec::with_capacity(id.len() + CREATED_LEN + size);
         data.extend_from_slice(id);
+        data.extend_from_slice(&session.created.to_le_bytes());
         data.extend_from_slice(&session.der);
         let mut flags = 0;
         if session.protocol == Protocol::Tls13 {
@@ -255,7 +265,6 @@ impl<S: BuildHasher> Shard<S> {
         }
         let slot = Slot {
             data: data.into_boxed_slice(),
-            created: session.created,
             expires: session.expires,
             ctx,
             id_len: id.len() as u8,
@@ -378,6 +387,11 @@ mod tests {
         assert!(get(&mut s, 4, 0));
         assert_eq!(s.stats().evictions, 1);
         assert!(s.used() <= 3 * per);
+    }
+
+    #[test]
+    fn slot_is_half_a_cache_line() {
+        assert_eq!(std::mem::size_of::<Slot>(), 32);
     }
 
     #[test]
