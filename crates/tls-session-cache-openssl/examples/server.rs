@@ -4,16 +4,36 @@
 //!
 //! ```text
 //! server [--listen 127.0.0.1:8443] [--cert PEM --key PEM]
-//!        [--store memory|redis://HOST:PORT] [--seal-key-file PATH]
+//!        [--store memory|redis://HOST:PORT|redis+cluster://H1:P1,H2:P2,…|tiered+redis://HOST:PORT]
+//!        [--seal-key-file PATH] [--redis-timeout-ms MS]
 //!        [--lifetime SECS] [--context STR] [--tickets] [--threads N]
 //! ```
 //!
 //! * prints exactly one line on stdout, `listening on IP:PORT`, when ready;
 //!   logs go to stderr;
 //! * answers every request with `{"resumed":bool,"protocol":"TLSv1.3",
-//!   "session_id":"hex"}`, and `GET /stats` with the cache statistics;
+//!   "session_id":"hex"}`, and `GET /stats` with the cache statistics
+//!   (with a Redis store, plus a `"redis":{…}` object of its own counters);
 //! * SIGINT / SIGTERM: stops accepting, finishes in-flight connections,
 //!   frees everything and exits 0. Bad arguments exit 2.
+//!
+//! Stores:
+//!
+//! * `memory` (default): the embedded `MemoryStore`, this process only.
+//!   A `--seal-key-file` is read and checked, then ignored (with a note on
+//!   stderr), so one command line fits every store.
+//! * `redis://HOST:PORT` / `redis+cluster://H1:P1,H2:P2,…`: a
+//!   `RedisStore` shared by a fleet, sealed under the keys of
+//!   `--seal-key-file` (one 64-hex-character key per line, the first one
+//!   current). Without a key file the server makes an ephemeral key and
+//!   warns that no other server can open its sessions.
+//! * `tiered+redis://…` (or `tiered+redis+cluster://…`): a local
+//!   `MemoryStore` in front of the same Redis store (TLS 1.2 lookups are
+//!   answered locally when they can be; TLS 1.3 always goes to Redis).
+//!
+//! A Redis that is down at start does not stop the server: it warns, and
+//! handshakes are full until Redis answers (`--redis-timeout-ms`, default
+//! 50, bounds every Redis call).
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -29,9 +49,11 @@ use openssl::ssl::{Ssl, SslAcceptor, SslContext, SslMethod, SslStream};
 use openssl::x509::X509;
 use tls_session_cache::{MemoryStore, SessionStore};
 use tls_session_cache_openssl::{SessionCache, self_signed_localhost};
+use tls_session_cache_redis::{CircuitState, KeyRing, RedisStore, TieredStore};
 
 const USAGE: &str = "usage: server [--listen IP:PORT] [--cert PEM --key PEM] \
-[--store memory|redis://HOST:PORT] [--seal-key-file PATH] [--lifetime SECS] \
+[--store memory|redis://HOST:PORT|redis+cluster://H1:P1,H2:P2,...|tiered+redis://HOST:PORT] \
+[--seal-key-file PATH] [--redis-timeout-ms MS] [--lifetime SECS] \
 [--context STR] [--tickets] [--threads N]";
 
 /// Largest request read, and how long a client may take to send it.
@@ -45,6 +67,7 @@ struct Args {
     key: Option<PathBuf>,
     store: String,
     seal_key_file: Option<PathBuf>,
+    redis_timeout: Option<Duration>,
     lifetime: Option<u64>,
     context: Option<String>,
     tickets: bool,
@@ -58,6 +81,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
         key: None,
         store: "memory".into(),
         seal_key_file: None,
+        redis_timeout: None,
         lifetime: None,
         context: None,
         tickets: false,
@@ -74,6 +98,16 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
             "--key" => a.key = Some(value()?.into()),
             "--store" => a.store = value()?,
             "--seal-key-file" => a.seal_key_file = Some(value()?.into()),
+            "--redis-timeout-ms" => {
+                let v = value()?;
+                let ms: u64 = v
+                    .parse()
+                    .map_err(|e| format!("--redis-timeout-ms {v}: {e}"))?;
+                if ms == 0 {
+                    return Err("--redis-timeout-ms must be at least 1".into());
+                }
+                a.redis_timeout = Some(Duration::from_millis(ms));
+            }
             "--lifetime" => {
                 let v = value()?;
                 a.lifetime = Some(v.parse().map_err(|e| format!("--lifetime {v}: {e}"))?);
@@ -97,21 +131,155 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
     Ok(a)
 }
 
-/// The one place a store is chosen from the command line.
-fn open_store(
-    spec: &str,
-    seal_key_file: Option<&PathBuf>,
-) -> Result<Box<dyn SessionStore>, String> {
-    if seal_key_file.is_some() {
-        return Err("--seal-key-file: sealed remote stores arrive with the Redis store, which is not built yet".into());
-    }
-    match spec {
-        "memory" => Ok(Box::new(MemoryStore::default())),
-        s if s.starts_with("redis://") => {
-            Err(format!("--store {s}: the Redis store is not built yet"))
+/// The store in use, kept beside the cache for the statistics that only
+/// the store's own type knows.
+enum StoreHandle {
+    Memory,
+    Redis(Arc<RedisStore>),
+    Tiered(Arc<TieredStore>),
+}
+
+impl StoreHandle {
+    /// The Redis store's counters as a JSON object, or `None` for memory.
+    fn redis_json(&self) -> Option<String> {
+        let (redis, local_hits) = match self {
+            StoreHandle::Memory => return None,
+            StoreHandle::Redis(r) => (r.as_ref(), None),
+            StoreHandle::Tiered(t) => (t.remote(), Some(t.local_hits())),
+        };
+        let r = redis.redis_stats();
+        let circuit = match redis.circuit_state() {
+            CircuitState::Closed => "closed",
+            CircuitState::Open => "open",
+            CircuitState::HalfOpen => "half_open",
+        };
+        let mut json = format!(
+            concat!(
+                "{{\"timeouts\":{},\"circuit_open_rejections\":{},\"circuit_opens\":{},",
+                "\"corrupt\":{},\"unknown_key\":{},\"dropped_writes\":{},",
+                "\"queued_writes\":{},\"circuit\":\"{}\""
+            ),
+            r.timeouts,
+            r.circuit_open_rejections,
+            r.circuit_opens,
+            r.corrupt,
+            r.unknown_key,
+            r.dropped_writes,
+            r.queued_writes,
+            circuit,
+        );
+        if let Some(n) = local_hits {
+            json.push_str(&format!(",\"local_hits\":{n}"));
         }
-        s => Err(format!("--store {s}: expected memory or redis://HOST:PORT")),
+        json.push('}');
+        Some(json)
     }
+
+    /// Checks at start that Redis answers; a down Redis is only a warning.
+    fn check_reachable(&self, spec: &str) {
+        let redis = match self {
+            StoreHandle::Memory => return,
+            StoreHandle::Redis(r) => r.as_ref(),
+            StoreHandle::Tiered(t) => t.remote(),
+        };
+        match redis.ping() {
+            Ok(()) => log::info!("session store {spec}: connected"),
+            Err(e) => log::warn!(
+                "session store {spec} does not answer ({e}); starting anyway: handshakes are \
+                 full (no resumption) until it answers, and each failure is counted in /stats"
+            ),
+        }
+    }
+}
+
+/// The cache's statistics as JSON; with a Redis store, the store's own
+/// counters are added as a last member `"redis":{…}` (the other members and
+/// their names are those of `CacheStats::to_json`, unchanged).
+fn stats_json(cache: &SessionCache, handle: &StoreHandle) -> String {
+    let json = cache.stats().to_json();
+    match (handle.redis_json(), json.strip_suffix('}')) {
+        (Some(redis), Some(head)) => format!("{head},\"redis\":{redis}}}"),
+        _ => json,
+    }
+}
+
+/// Reads the seal key file if one was given.
+fn seal_keys(seal_key_file: Option<&PathBuf>) -> Result<Option<KeyRing>, String> {
+    seal_key_file
+        .map(|path| KeyRing::from_file(path).map_err(|e| format!("--seal-key-file: {e}")))
+        .transpose()
+}
+
+/// A Redis store for `url` (`redis://…` or `redis+cluster://…`).
+fn redis_store(
+    url: &str,
+    keys: Option<KeyRing>,
+    timeout: Option<Duration>,
+) -> Result<RedisStore, String> {
+    let keys = match keys {
+        Some(keys) => keys,
+        None => {
+            log::warn!(
+                "no --seal-key-file: sealing sessions under an ephemeral key made now; other \
+                 servers cannot open this server's sessions, and this server cannot open them \
+                 after a restart. Give every server of a fleet the same key file."
+            );
+            KeyRing::generate().map_err(|e| e.to_string())?
+        }
+    };
+    let mut builder = RedisStore::builder(url).seal_keys(keys);
+    if let Some(t) = timeout {
+        builder = builder.timeouts(t);
+    }
+    builder.build().map_err(|e| format!("--store {url}: {e}"))
+}
+
+/// The one place a store is chosen from the command line.
+fn open_store(args: &Args) -> Result<(Box<dyn SessionStore>, StoreHandle), String> {
+    let spec = args.store.as_str();
+    let keys = seal_keys(args.seal_key_file.as_ref())?;
+    let is_redis = |s: &str| s.starts_with("redis://") || s.starts_with("redis+cluster://");
+    let opened = match spec {
+        "memory" => {
+            if keys.is_some() {
+                eprintln!(
+                    "server: note: --seal-key-file is checked but not used with --store memory \
+                     (sessions never leave this process)"
+                );
+            }
+            if args.redis_timeout.is_some() {
+                eprintln!("server: note: --redis-timeout-ms is not used with --store memory");
+            }
+            (
+                Box::new(MemoryStore::default()) as Box<dyn SessionStore>,
+                StoreHandle::Memory,
+            )
+        }
+        s if is_redis(s) => {
+            let store = Arc::new(redis_store(s, keys, args.redis_timeout)?);
+            (
+                Box::new(Arc::clone(&store)) as Box<dyn SessionStore>,
+                StoreHandle::Redis(store),
+            )
+        }
+        s if s.strip_prefix("tiered+").is_some_and(is_redis) => {
+            let url = &s["tiered+".len()..];
+            let remote = redis_store(url, keys, args.redis_timeout)?;
+            let store = Arc::new(TieredStore::new(MemoryStore::default(), remote));
+            (
+                Box::new(Arc::clone(&store)) as Box<dyn SessionStore>,
+                StoreHandle::Tiered(store),
+            )
+        }
+        s => {
+            return Err(format!(
+                "--store {s}: expected memory, redis://HOST:PORT, \
+                 redis+cluster://HOST:PORT,HOST:PORT,… or tiered+redis://HOST:PORT"
+            ));
+        }
+    };
+    opened.1.check_reachable(spec);
+    Ok(opened)
 }
 
 fn load_identity(args: &Args) -> Result<(X509, PKey<Private>), String> {
@@ -128,8 +296,8 @@ fn load_identity(args: &Args) -> Result<(X509, PKey<Private>), String> {
     }
 }
 
-fn build(args: &Args) -> Result<(SessionCache, SslContext), String> {
-    let store = open_store(&args.store, args.seal_key_file.as_ref())?;
+fn build(args: &Args) -> Result<(SessionCache, StoreHandle, SslContext), String> {
+    let (store, handle) = open_store(args)?;
     let mut cache = SessionCache::builder()
         .store(store)
         .stateless_tickets(args.tickets);
@@ -147,7 +315,7 @@ fn build(args: &Args) -> Result<(SessionCache, SslContext), String> {
     acceptor.set_private_key(&key).map_err(|e| e.to_string())?;
     acceptor.check_private_key().map_err(|e| e.to_string())?;
     cache.install(&mut acceptor).map_err(|e| e.to_string())?;
-    Ok((cache, acceptor.build().into_context()))
+    Ok((cache, handle, acceptor.build().into_context()))
 }
 
 fn main() -> ExitCode {
@@ -162,14 +330,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let (cache, ctx) = match build(&args) {
+    let (cache, handle, ctx) = match build(&args) {
         Ok(x) => x,
         Err(msg) => {
             eprintln!("server: {msg}");
             return ExitCode::from(2);
         }
     };
-    match serve(&args, cache, ctx) {
+    match serve(&args, cache, Arc::new(handle), ctx) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("server: {e}");
@@ -178,7 +346,12 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(args: &Args, cache: SessionCache, ctx: SslContext) -> io::Result<()> {
+fn serve(
+    args: &Args,
+    cache: SessionCache,
+    handle: Arc<StoreHandle>,
+    ctx: SslContext,
+) -> io::Result<()> {
     let listener = TcpListener::bind(args.listen)?;
     let addr = listener.local_addr()?;
 
@@ -206,11 +379,12 @@ fn serve(args: &Args, cache: SessionCache, ctx: SslContext) -> io::Result<()> {
             let rx = Arc::clone(&rx);
             let ctx = ctx.clone();
             let cache = cache.clone();
+            let handle = Arc::clone(&handle);
             std::thread::spawn(move || {
                 loop {
                     let next = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
                     let Ok(stream) = next else { break };
-                    if let Err(e) = handle(&ctx, &cache, stream) {
+                    if let Err(e) = serve_connection(&ctx, &cache, &handle, stream) {
                         log::debug!("connection: {e}");
                     }
                 }
@@ -245,11 +419,16 @@ fn serve(args: &Args, cache: SessionCache, ctx: SslContext) -> io::Result<()> {
     }
     signal_handle.close();
     let _ = signal_thread.join();
-    log::info!("stopped; {}", cache.stats().to_json());
+    log::info!("stopped; {}", stats_json(&cache, &handle));
     Ok(())
 }
 
-fn handle(ctx: &SslContext, cache: &SessionCache, stream: TcpStream) -> io::Result<()> {
+fn serve_connection(
+    ctx: &SslContext,
+    cache: &SessionCache,
+    handle: &StoreHandle,
+    stream: TcpStream,
+) -> io::Result<()> {
     stream.set_read_timeout(Some(IO_TIMEOUT))?;
     stream.set_write_timeout(Some(IO_TIMEOUT))?;
     let ssl = Ssl::new(ctx).map_err(io::Error::other)?;
@@ -258,7 +437,7 @@ fn handle(ctx: &SslContext, cache: &SessionCache, stream: TcpStream) -> io::Resu
         .map_err(|e| io::Error::other(e.to_string()))?;
     let request = read_request(&mut tls);
     let body = if request.starts_with(b"GET /stats") {
-        cache.stats().to_json()
+        stats_json(cache, handle)
     } else {
         let ssl = tls.ssl();
         let id = ssl.session().map(|s| hex(s.id())).unwrap_or_default();
