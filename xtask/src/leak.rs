@@ -1,0 +1,48 @@
+//! The leak check: the binding's `leak_check` example (≥ 2000 resumed
+//! handshakes in one process) under valgrind, failing on definite leaks.
+
+use std::process::{Command, Stdio};
+
+use crate::cargo;
+use crate::error::Error;
+
+/// Exit status valgrind uses when it found errors (`--error-exitcode`).
+const VALGRIND_ERROR_EXIT: i32 = 99;
+
+/// Builds and runs the leak check.
+pub fn run() -> Result<(), Error> {
+    let valgrind_ok = Command::new("valgrind")
+        .arg("--version")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !valgrind_ok {
+        return Err(Error::Missing(
+            "the leak check needs valgrind: apt-get install valgrind".into(),
+        ));
+    }
+    let binary = cargo::build_release_example("tls-session-cache-openssl", "leak_check")?;
+    let mut cmd = Command::new("valgrind");
+    cmd.arg("--leak-check=full")
+        .arg("--show-leak-kinds=definite")
+        .arg("--errors-for-leak-kinds=definite")
+        .arg(format!("--error-exitcode={VALGRIND_ERROR_EXIT}"))
+        .arg(&binary);
+    let status = cmd.status().map_err(|source| Error::Spawn {
+        program: "valgrind".into(),
+        source,
+    })?;
+    match status.code() {
+        Some(0) => Ok(()),
+        Some(VALGRIND_ERROR_EXIT) => Err(Error::Build {
+            what: "leak check".into(),
+            detail: "valgrind found definite leaks or memory errors (see its report above)".into(),
+        }),
+        _ => Err(Error::Step {
+            step: format!("valgrind {}", binary.display()),
+            status,
+        }),
+    }
+}

@@ -1,0 +1,78 @@
+//! `cargo xtask test`: every check, in order, each step timed.
+
+use std::time::{Duration, Instant};
+
+use crate::cargo::{cargo, run_step};
+use crate::error::Error;
+use crate::{interop, leak};
+
+/// Runs fmt check, clippy, the workspace tests, the leak check and interop
+/// (every row must PASS; SKIP fails). Stops at the first failing step and
+/// prints the wall time of each step that ran.
+pub fn run(args: &[String]) -> Result<(), Error> {
+    if let Some(extra) = args.first() {
+        return Err(Error::Usage(format!(
+            "`test` takes no arguments (got `{extra}`)"
+        )));
+    }
+    let mut times: Vec<(&str, Duration, bool)> = Vec::new();
+    let result = steps(&mut times);
+    eprintln!("\nstep times:");
+    for (name, took, ok) in &times {
+        eprintln!(
+            "  {:<28} {:>7.1} s  {}",
+            name,
+            took.as_secs_f64(),
+            if *ok { "ok" } else { "FAILED" }
+        );
+    }
+    let total: Duration = times.iter().map(|t| t.1).sum();
+    eprintln!("  {:<28} {:>7.1} s", "total", total.as_secs_f64());
+    if result.is_ok() {
+        eprintln!("==> all checks passed");
+    }
+    result
+}
+
+fn steps(times: &mut Vec<(&'static str, Duration, bool)>) -> Result<(), Error> {
+    let mut timed = |name: &'static str, step: &mut dyn FnMut() -> Result<(), Error>| {
+        let started = Instant::now();
+        let result = step();
+        times.push((name, started.elapsed(), result.is_ok()));
+        result
+    };
+    timed("cargo fmt --check", &mut || {
+        let mut c = cargo();
+        c.args(["fmt", "--all", "--", "--check"]);
+        run_step("cargo fmt --check", c).map(drop)
+    })?;
+    timed("cargo clippy -D warnings", &mut || {
+        let mut c = cargo();
+        c.args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]);
+        run_step("cargo clippy -D warnings", c).map(drop)
+    })?;
+    timed("cargo test --workspace", &mut || {
+        let mut c = cargo();
+        c.args(["test", "--workspace"]);
+        run_step("cargo test --workspace", c).map(drop)
+    })?;
+    timed("leak check (valgrind)", &mut || {
+        eprintln!("==> leak check");
+        leak::run()
+    })?;
+    timed("interop (all required)", &mut || {
+        eprintln!("==> cargo xtask interop");
+        interop::run(&interop::Options {
+            require_all: true,
+            ..interop::Options::default()
+        })
+    })?;
+    Ok(())
+}
