@@ -15,13 +15,14 @@ use std::ptr;
 use std::sync::Arc;
 
 use foreign_types::{ForeignType, ForeignTypeRef};
-use openssl::ssl::{SslSession, SslSessionRef};
+use openssl::ssl::{SslRef, SslSession, SslSessionRef};
 use openssl_sys::{SSL, SSL_CTX, SSL_SESSION, TLS1_3_VERSION};
 use tls_session_cache::{Protocol, SessionId, SessionKey, StoreError, StoredSession, UnixTime};
 
 use crate::cache::Inner;
 use crate::exdata::{conn_state, ctx_state, inner_for};
 use crate::ffi::{self, InfoCallback, SSL_CB_HANDSHAKE_DONE, SSL_CB_HANDSHAKE_START};
+use crate::parked::{ParkedLookup, parked_lookup};
 use crate::stats::bump;
 
 // ---------------------------------------------------------------------------
@@ -200,7 +201,10 @@ unsafe fn on_get_session(
         }
     };
     let tls13 = unsafe { openssl_sys::SSL_version(ssl) } == TLS1_3_VERSION;
-    match lookup(&inner, id, tls13) {
+    // An async server may have fetched the session already (see `parked`).
+    // SAFETY: `ssl` is live for the callback; a borrowed view, freed by no one.
+    let parked = parked_lookup(unsafe { SslRef::from_ptr(ssl) }, id);
+    match lookup(&inner, id, tls13, parked) {
         Some((session, created)) if !copy.is_null() => {
             conn.authenticated = Some(created);
             bump(&c.hits);
@@ -219,17 +223,25 @@ unsafe fn on_get_session(
     }
 }
 
-/// Finds, decodes and checks the session stored under `id`; returns it with
-/// the time its peer was authenticated.
-fn lookup(inner: &Inner, id: &[u8], tls13: bool) -> Option<(SslSession, UnixTime)> {
+/// Finds, decodes and checks the session stored under `id` (or parked for
+/// it); returns it with the time its peer was authenticated.
+fn lookup(
+    inner: &Inner,
+    id: &[u8],
+    tls13: bool,
+    parked: ParkedLookup,
+) -> Option<(SslSession, UnixTime)> {
     let c = &inner.counters;
     let key = SessionKey::new(inner.context, SessionId::new(id).ok()?);
-    // Requirement 3: TLS 1.3 tickets are single use, across every server
-    // sharing the store, so the lookup itself removes the entry.
-    let found = if tls13 && inner.policy.single_use_tls13 {
-        inner.store.take(&key)
-    } else {
-        inner.store.get(&key)
+    // A parked connection never reaches the store from here (it may be an
+    // executor thread), not even to remove a bad entry.
+    let from_store = matches!(parked, ParkedLookup::NotParked);
+    let found = match parked {
+        ParkedLookup::Answer(stored) => Ok(stored),
+        // Requirement 3: TLS 1.3 tickets are single use, across every server
+        // sharing the store, so the lookup itself removes the entry.
+        ParkedLookup::NotParked if tls13 && inner.policy.single_use_tls13 => inner.store.take(&key),
+        ParkedLookup::NotParked => inner.store.get(&key),
     };
     let stored = match found {
         Ok(Some(stored)) => stored,
@@ -245,7 +257,9 @@ fn lookup(inner: &Inner, id: &[u8], tls13: bool) -> Option<(SslSession, UnixTime
         Err(e) => {
             bump(&c.corrupt);
             log::warn!("session {key}: stored bytes do not decode ({e}); removed");
-            let _ = inner.store.remove(&key);
+            if from_store {
+                let _ = inner.store.remove(&key);
+            }
             return None;
         }
     };
@@ -256,7 +270,9 @@ fn lookup(inner: &Inner, id: &[u8], tls13: bool) -> Option<(SslSession, UnixTime
     if session.id() != id || context != inner.context.as_bytes() {
         bump(&c.mismatched);
         log::warn!("session {key}: stored session has another id or context; removed");
-        let _ = inner.store.remove(&key);
+        if from_store {
+            let _ = inner.store.remove(&key);
+        }
         return None;
     }
     Some((session, stored.created))

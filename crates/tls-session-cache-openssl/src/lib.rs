@@ -38,6 +38,7 @@
 //! | [`cache`] | [`SessionCache`], [`SessionCacheBuilder`], `install` |
 //! | `callbacks` | the `extern "C"` new / get / remove / info callbacks |
 //! | `exdata` | where the cache hangs off `SSL_CTX` and `SSL` |
+//! | [`parked`] | sessions fetched before OpenSSL asks (async servers) |
 //! | [`stats`] | [`CacheStats`] |
 //! | [`error`] | [`Error`] |
 //! | [`selfsigned`] | [`self_signed_localhost`] for tests and trials |
@@ -54,6 +55,7 @@ mod callbacks;
 pub mod error;
 mod exdata;
 mod ffi;
+pub mod parked;
 pub mod selfsigned;
 pub mod stats;
 

@@ -14,6 +14,7 @@
 //! | `breaker` | the circuit breaker ([`CircuitState`]) |
 //! | `backend` | connections (standalone / cluster) and the idle pool |
 //! | `writer` | the optional write-behind thread |
+//! | [`asynchronous`] | [`AsyncRedisStore`] for tokio (feature `tokio`) |
 //! | [`stats`] | [`RedisStats`] |
 //!
 //! # Keys
@@ -68,6 +69,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "tokio")]
+pub mod asynchronous;
 mod backend;
 mod breaker;
 pub mod keyring;
@@ -78,6 +81,8 @@ pub mod store;
 pub mod tiered;
 mod writer;
 
+#[cfg(feature = "tokio")]
+pub use asynchronous::AsyncRedisStore;
 pub use breaker::CircuitState;
 pub use keyring::{BadKeyLine, KEY_LEN, KeyRing, KeyRingError};
 pub use stats::RedisStats;

@@ -53,6 +53,10 @@ pub enum BuildError {
     /// A write-behind queue of length zero.
     #[error("the write-behind queue length must be at least 1")]
     ZeroQueue,
+    /// The async store ([`RedisStoreBuilder::build_async`]) supports
+    /// standalone Redis only.
+    #[error("the async Redis store does not support Redis Cluster yet")]
+    AsyncCluster,
     /// The write-behind thread could not be started.
     #[error("cannot start the write-behind thread: {0}")]
     Thread(#[source] std::io::Error),
@@ -165,9 +169,32 @@ impl RedisStoreBuilder {
         self
     }
 
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn connect_timeout_value(&self) -> Duration {
+        self.timeouts.connect
+    }
+
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn io_timeout_value(&self) -> Duration {
+        self.timeouts.read + self.timeouts.write
+    }
+
     /// Builds the store. It does not connect: connections are opened by the
     /// first operations (use [`RedisStore::ping`] to check at start-up).
     pub fn build(self) -> Result<RedisStore, BuildError> {
+        let write_behind = self.write_behind;
+        let (shared, _) = self.build_shared()?;
+        let writer = match write_behind {
+            None => None,
+            Some(0) => return Err(BuildError::ZeroQueue),
+            Some(n) => Some(Writer::spawn(Arc::clone(&shared), n).map_err(BuildError::Thread)?),
+        };
+        Ok(RedisStore { shared, writer })
+    }
+
+    /// Validates the settings and makes what the blocking and the async
+    /// store share; also returns the standalone client, if that is the target.
+    pub(crate) fn build_shared(self) -> Result<(Arc<Shared>, Option<redis::Client>), BuildError> {
         let sealing = match (self.keys, self.plaintext) {
             (Some(_), true) => return Err(BuildError::ConflictingSealing),
             (None, false) => return Err(BuildError::NoSealKey),
@@ -187,9 +214,13 @@ impl RedisStoreBuilder {
         if t.connect.is_zero() || t.read.is_zero() || t.write.is_zero() {
             return Err(BuildError::ZeroTimeout);
         }
+        let mut standalone = None;
         let backend = match self.target {
             Target::Standalone(url) => match redis::Client::open(url.as_str()) {
-                Ok(client) => Backend::Standalone(client),
+                Ok(client) => {
+                    standalone = Some(client.clone());
+                    Backend::Standalone(client)
+                }
                 Err(source) => return Err(BuildError::Url { url, source }),
             },
             Target::Cluster(nodes) => {
@@ -239,12 +270,7 @@ impl RedisStoreBuilder {
             pending: Mutex::new(0),
             drained: Condvar::new(),
         });
-        let writer = match self.write_behind {
-            None => None,
-            Some(0) => return Err(BuildError::ZeroQueue),
-            Some(n) => Some(Writer::spawn(Arc::clone(&shared), n).map_err(BuildError::Thread)?),
-        };
-        Ok(RedisStore { shared, writer })
+        Ok((shared, standalone))
     }
 }
 
@@ -280,12 +306,24 @@ pub(crate) struct Shared {
 impl Shared {
     /// Sends one command through the circuit breaker and the pool.
     fn call<T: redis::FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StoreError> {
+        self.admit()?;
+        self.settle(self.pool.query(cmd))
+    }
+
+    /// Asks the circuit breaker whether a call may go to Redis now.
+    pub(crate) fn admit(&self) -> Result<(), StoreError> {
         if !self.breaker.admit() {
             bump(&self.counters.circuit_open_rejections);
             bump(&self.counters.errors);
             return Err(StoreError::Unavailable("circuit open".into()));
         }
-        match self.pool.query(cmd) {
+        Ok(())
+    }
+
+    /// Reports a call's outcome to the breaker and the counters, and turns
+    /// a Redis error into a [`StoreError`].
+    pub(crate) fn settle<T>(&self, result: Result<T, redis::RedisError>) -> Result<T, StoreError> {
+        match result {
             Ok(v) => {
                 self.breaker.success();
                 Ok(v)
@@ -402,8 +440,8 @@ pub struct RedisStore {
 impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisStore")
-            .field("prefix", &self.shared.prefix)
-            .field("circuit", &self.shared.breaker.state())
+            .field("prefix", &self.shared.prefix())
+            .field("circuit", &self.shared.circuit_state())
             .field("write_behind", &self.writer.is_some())
             .finish_non_exhaustive()
     }
@@ -463,7 +501,7 @@ impl RedisStore {
 
     /// The Redis key a session key is stored under.
     pub fn redis_key(&self, key: &SessionKey) -> String {
-        redis_key(&self.shared.prefix, key)
+        self.shared.redis_key(key)
     }
 
     /// Redis-specific counters.
@@ -478,7 +516,7 @@ impl RedisStore {
 
     /// The circuit breaker's state.
     pub fn circuit_state(&self) -> CircuitState {
-        self.shared.breaker.state()
+        self.shared.circuit_state()
     }
 
     /// Sends `PING` (through the breaker, like any call).
@@ -508,96 +546,200 @@ impl RedisStore {
         *guard == 0
     }
 
-    fn lookup(&self, key: &SessionKey, command: &str) -> Result<Option<StoredSession>, StoreError> {
+    fn lookup(
+        &self,
+        key: &SessionKey,
+        command: Lookup,
+    ) -> Result<Option<StoredSession>, StoreError> {
         let rkey = self.redis_key(key);
-        let value: Option<Vec<u8>> = self.shared.call(redis::cmd(command).arg(&rkey))?;
-        let c = &self.shared.counters;
+        let value: Option<Vec<u8>> = self.shared.call(redis::cmd(command.name()).arg(&rkey))?;
+        let found = self.shared.interpret(&rkey, key, value, command);
+        if found.delete {
+            let _ = self.shared.del(&rkey);
+        }
+        Ok(found.session)
+    }
+}
+
+/// The two lookup commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lookup {
+    /// `GET`: the value stays.
+    Get,
+    /// `GETDEL`: the value is consumed (single use).
+    Take,
+}
+
+impl Lookup {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Lookup::Get => "GET",
+            Lookup::Take => "GETDEL",
+        }
+    }
+}
+
+/// What a lookup's reply means.
+pub(crate) struct Found {
+    /// The session, when the value was live and usable.
+    pub(crate) session: Option<StoredSession>,
+    /// The value is unusable (expired, corrupt) and still in Redis: delete it.
+    pub(crate) delete: bool,
+}
+
+/// What a `put` sends.
+pub(crate) enum PutPlan {
+    /// `SET key value PX ms`.
+    Set(Job),
+    /// The session had already expired: `DEL key` instead.
+    Delete(String),
+}
+
+impl Shared {
+    /// Interprets a lookup's reply under `rkey`: opens, decodes, checks the
+    /// key and the expiry, and counts.
+    pub(crate) fn interpret(
+        &self,
+        rkey: &str,
+        key: &SessionKey,
+        value: Option<Vec<u8>>,
+        command: Lookup,
+    ) -> Found {
+        let c = &self.counters;
         let Some(value) = value else {
             bump(&c.misses);
-            return Ok(None);
+            return Found {
+                session: None,
+                delete: false,
+            };
         };
-        let consumed = command == "GETDEL";
-        match self.shared.unseal(&rkey, key, &value) {
-            Ok(session) if session.is_expired(self.shared.clock.now()) => {
+        let consumed = command == Lookup::Take;
+        match self.unseal(rkey, key, &value) {
+            Ok(session) if session.is_expired(self.clock.now()) => {
                 // Redis's TTL is only a clean-up hint; the sealed expiry rules.
                 bump(&c.expirations);
                 bump(&c.misses);
-                if !consumed {
-                    let _ = self.shared.del(&rkey);
+                Found {
+                    session: None,
+                    delete: !consumed,
                 }
-                Ok(None)
             }
             Ok(session) => {
                 bump(&c.hits);
-                Ok(Some(session))
+                Found {
+                    session: Some(session),
+                    delete: false,
+                }
             }
             Err(Unusable::UnknownKey(why)) => {
                 bump(&c.unknown_key);
                 bump(&c.misses);
                 log::warn!("redis session store: cannot open {rkey}: {why}");
-                Ok(None)
+                Found {
+                    session: None,
+                    delete: false,
+                }
             }
             Err(Unusable::Corrupt(why)) => {
                 bump(&c.corrupt);
                 bump(&c.errors);
                 bump(&c.misses);
                 log::warn!("redis session store: deleting unusable value at {rkey}: {why}");
-                if !consumed {
-                    let _ = self.shared.del(&rkey);
+                Found {
+                    session: None,
+                    delete: !consumed,
                 }
-                Ok(None)
             }
         }
+    }
+
+    /// Checks the size and the expiry of a session to store and seals it.
+    pub(crate) fn plan_put(
+        &self,
+        key: &SessionKey,
+        session: &StoredSession,
+    ) -> Result<PutPlan, StoreError> {
+        let c = &self.counters;
+        let size = session.der.len();
+        if size > self.max_session_size {
+            bump(&c.oversize);
+            return Err(StoreError::Oversize {
+                size,
+                limit: self.max_session_size,
+            });
+        }
+        let rkey = redis_key(&self.prefix, key);
+        let now = self.clock.now();
+        if session.is_expired(now) {
+            // Not stored; whatever was under the key is replaced by nothing.
+            bump(&c.expirations);
+            return Ok(PutPlan::Delete(rkey));
+        }
+        let px = (session.expires - now).saturating_mul(1000);
+        let value = self.seal(&rkey, encode(key, session))?;
+        Ok(PutPlan::Set(Job {
+            key: rkey,
+            value,
+            px,
+        }))
+    }
+
+    /// The Redis key of `key`.
+    pub(crate) fn redis_key(&self, key: &SessionKey) -> String {
+        redis_key(&self.prefix, key)
+    }
+
+    /// Counts a stored session.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn count_insert(&self) {
+        bump(&self.counters.inserts);
+    }
+
+    /// Counts a removal that found a value.
+    pub(crate) fn count_removal(&self) {
+        bump(&self.counters.removals);
+    }
+
+    /// The prefix, for `Debug`.
+    pub(crate) fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The breaker's state.
+    pub(crate) fn circuit_state(&self) -> CircuitState {
+        self.breaker.state()
     }
 }
 
 impl SessionStore for RedisStore {
     fn put(&self, key: &SessionKey, session: &StoredSession) -> Result<(), StoreError> {
-        let c = &self.shared.counters;
-        let size = session.der.len();
-        if size > self.shared.max_session_size {
-            bump(&c.oversize);
-            return Err(StoreError::Oversize {
-                size,
-                limit: self.shared.max_session_size,
-            });
-        }
-        let rkey = self.redis_key(key);
-        let now = self.shared.clock.now();
-        if session.is_expired(now) {
-            // Not stored; whatever was under the key is replaced by nothing.
-            bump(&c.expirations);
-            self.shared.del(&rkey)?;
-            return Ok(());
-        }
-        let px = (session.expires - now).saturating_mul(1000);
-        let value = self.shared.seal(&rkey, encode(key, session))?;
-        let job = Job {
-            key: rkey,
-            value,
-            px,
-        };
-        match &self.writer {
-            Some(writer) => {
-                writer.enqueue(&self.shared, job);
+        match self.shared.plan_put(key, session)? {
+            PutPlan::Delete(rkey) => {
+                self.shared.del(&rkey)?;
                 Ok(())
             }
-            None => self.shared.set(&job),
+            PutPlan::Set(job) => match &self.writer {
+                Some(writer) => {
+                    writer.enqueue(&self.shared, job);
+                    Ok(())
+                }
+                None => self.shared.set(&job),
+            },
         }
     }
 
     fn get(&self, key: &SessionKey) -> Result<Option<StoredSession>, StoreError> {
-        self.lookup(key, "GET")
+        self.lookup(key, Lookup::Get)
     }
 
     fn take(&self, key: &SessionKey) -> Result<Option<StoredSession>, StoreError> {
-        self.lookup(key, "GETDEL")
+        self.lookup(key, Lookup::Take)
     }
 
     fn remove(&self, key: &SessionKey) -> Result<bool, StoreError> {
         let removed = self.shared.del(&self.redis_key(key))?;
         if removed {
-            bump(&self.shared.counters.removals);
+            self.shared.count_removal();
         }
         Ok(removed)
     }

@@ -1,0 +1,259 @@
+//! The printed table and the JSON file.
+
+use std::fmt::Write as _;
+
+use crate::lookup::LookupCost;
+use crate::memory::MemoryCost;
+use crate::summary::Row;
+
+/// A JSON number, or `null` when not finite.
+fn num(x: f64, decimals: usize) -> String {
+    if x.is_finite() {
+        format!("{x:.decimals$}")
+    } else {
+        "null".into()
+    }
+}
+
+fn opt(x: Option<f64>, decimals: usize) -> String {
+    x.map_or_else(|| "null".into(), |x| num(x, decimals))
+}
+
+/// A JSON string literal (the strings here are plain ASCII; escape anyway).
+fn string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// The results table.
+pub fn table(rows: &[Row]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{:<8} {:<9} {:>9} {:>17} {:>8} {:>8} {:>9} {:>9} {:>9} {:>7} {:>7} {:>7} {:>6}",
+        "protocol",
+        "config",
+        "hs/s",
+        "(min..max)",
+        "p50 µs",
+        "p99 µs",
+        "srv µs/hs",
+        "cli µs/hs",
+        "redis µs",
+        "ratio",
+        "cpu×",
+        "vs mem",
+        "errors"
+    );
+    for r in rows {
+        let f = |x: Option<f64>, d: usize| x.map_or_else(|| "-".into(), |x| format!("{x:.d$}"));
+        let _ = writeln!(
+            s,
+            "{:<8} {:<9} {:>9.0} {:>17} {:>8.1} {:>8.1} {:>9.1} {:>9.1} {:>9} {:>7} {:>7} {:>7} {:>6}",
+            r.proto.name(),
+            r.config.name(),
+            r.rate,
+            format!("({:.0}..{:.0})", r.rate_min, r.rate_max),
+            r.p50_us,
+            r.p99_us,
+            r.server_cpu_us,
+            r.client_cpu_us,
+            f(r.redis_cpu_us, 1),
+            f(r.ratio, 3),
+            f(r.cpu_ratio, 3),
+            f(r.ratio_to_memory, 3),
+            r.errors
+        );
+    }
+    s
+}
+
+/// The lookup-cost table.
+pub fn lookup_table(costs: &[LookupCost]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{:<8} {:>5} {:>8} {:>12} {:>10} {:>10} {:>8} {:>12}",
+        "protocol", "DER", "get ns", "take+put ns", "d2i ns", "i2d ns", "put ns", "added ns"
+    );
+    for c in costs {
+        let _ = writeln!(
+            s,
+            "{:<8} {:>5} {:>8.0} {:>12.0} {:>10.0} {:>10.0} {:>8.0} {:>12.0}",
+            c.proto.name(),
+            c.der_len,
+            c.get_ns,
+            c.take_put_ns,
+            c.decode_ns,
+            c.encode_ns,
+            c.put_ns,
+            c.lookup_ns()
+        );
+    }
+    s
+}
+
+/// The bytes-per-session table.
+pub fn memory_table(costs: &[MemoryCost]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{:<8} {:>9} {:>5} {:>10} {:>10} {:>8} {:>9} {:>8}",
+        "protocol", "sessions", "DER", "requested", "malloc", "charged", "overhead", "insert s"
+    );
+    for c in costs {
+        let _ = writeln!(
+            s,
+            "{:<8} {:>9} {:>5} {:>10.1} {:>10.1} {:>8.1} {:>9.1} {:>8.2}",
+            c.proto.name(),
+            c.sessions,
+            c.der_len,
+            c.requested,
+            c.footprint,
+            c.charged,
+            c.overhead(),
+            c.insert_secs
+        );
+    }
+    s
+}
+
+/// Everything measured, as JSON: `{"results":[…], …}`.
+pub fn json(
+    rows: &[Row],
+    lookups: &[LookupCost],
+    memory: &[MemoryCost],
+    environment: &[(&str, String)],
+) -> String {
+    let mut s = String::from("{\"results\":[");
+    for (i, r) in rows.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        let _ = write!(
+            s,
+            concat!(
+                "\n  {{\"config\":{},\"protocol\":{},\"handshakes_per_sec\":{},",
+                "\"p50_us\":{},\"p99_us\":{},\"server_cpu_us\":{},",
+                "\"ratio_to_internal\":{},\"server_cpu_ratio_to_internal\":{},\"ratio_to_memory\":{},",
+                "\"handshakes_per_sec_min\":{},\"handshakes_per_sec_max\":{},",
+                "\"client_cpu_us\":{},\"redis_cpu_us\":{},\"handshakes\":{},\"errors\":{},",
+                "\"cache_misses\":{},\"cache_errors\":{}}}"
+            ),
+            string(r.config.name()),
+            string(r.proto.name()),
+            num(r.rate, 1),
+            num(r.p50_us, 1),
+            num(r.p99_us, 1),
+            num(r.server_cpu_us, 2),
+            opt(r.ratio, 4),
+            opt(r.cpu_ratio, 4),
+            opt(r.ratio_to_memory, 4),
+            num(r.rate_min, 1),
+            num(r.rate_max, 1),
+            num(r.client_cpu_us, 2),
+            opt(r.redis_cpu_us, 2),
+            r.handshakes,
+            r.errors,
+            r.cache_misses,
+            r.cache_errors,
+        );
+    }
+    s.push_str("\n],\n\"lookup_cost_ns\":[");
+    for (i, c) in lookups.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        let _ = write!(
+            s,
+            concat!(
+                "\n  {{\"protocol\":{},\"der_bytes\":{},\"get\":{},\"take_put\":{},",
+                "\"d2i\":{},\"i2d\":{},\"put\":{},\"added_per_resumption\":{}}}"
+            ),
+            string(c.proto.name()),
+            c.der_len,
+            num(c.get_ns, 0),
+            num(c.take_put_ns, 0),
+            num(c.decode_ns, 0),
+            num(c.encode_ns, 0),
+            num(c.put_ns, 0),
+            num(c.lookup_ns(), 0),
+        );
+    }
+    s.push_str("\n],\n\"memory_per_session\":[");
+    for (i, c) in memory.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        let _ = write!(
+            s,
+            concat!(
+                "\n  {{\"protocol\":{},\"sessions\":{},\"der_bytes\":{},\"requested_bytes\":{},",
+                "\"malloc_bytes\":{},\"charged_bytes\":{},\"overhead_bytes\":{}}}"
+            ),
+            string(c.proto.name()),
+            c.sessions,
+            c.der_len,
+            num(c.requested, 1),
+            num(c.footprint, 1),
+            num(c.charged, 1),
+            num(c.overhead(), 1),
+        );
+    }
+    s.push_str("\n],\n\"environment\":{");
+    for (i, (k, v)) in environment.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        let _ = write!(s, "{}:{}", string(k), string(v));
+    }
+    s.push_str("}}\n");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::setup::{Config, Proto};
+
+    #[test]
+    fn json_has_the_required_shape() {
+        let row = Row {
+            config: Config::Memory,
+            proto: Proto::Tls13,
+            rate: 1234.5,
+            rate_min: 1000.0,
+            rate_max: 1300.0,
+            p50_us: 80.0,
+            p99_us: 150.0,
+            server_cpu_us: 40.5,
+            client_cpu_us: 30.0,
+            redis_cpu_us: None,
+            ratio: Some(0.98),
+            cpu_ratio: None,
+            ratio_to_memory: Some(1.0),
+            handshakes: 10,
+            errors: 0,
+            cache_misses: 0,
+            cache_errors: 0,
+        };
+        let j = json(&[row], &[], &[], &[("load", "0.5 \"x\"".into())]);
+        assert!(j.starts_with("{\"results\":[\n  {\"config\":\"memory\",\"protocol\":\"TLSv1.3\",\"handshakes_per_sec\":1234.5,\"p50_us\":80.0,"), "{j}");
+        assert!(j.contains("\"server_cpu_us\":40.50,"), "{j}");
+        assert!(j.contains("\"server_cpu_ratio_to_internal\":null"), "{j}");
+        assert!(j.contains("\"load\":\"0.5 \\\"x\\\"\""), "{j}");
+        assert_eq!(j.matches('{').count(), j.matches('}').count());
+        assert_eq!(j.matches('[').count(), j.matches(']').count());
+    }
+}

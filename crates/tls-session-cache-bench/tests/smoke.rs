@@ -1,0 +1,60 @@
+//! Runs the real benchmark binary briefly: every configuration must do
+//! only the kind of handshake it claims (exit status 0 means no resumed
+//! configuration fell back to a full handshake and every count agreed), and
+//! the JSON and SVG files must have the documented shape. No timing is
+//! asserted.
+
+use std::process::Command;
+
+#[test]
+fn short_run_is_clean_and_writes_json_and_svg() {
+    let dir = tempfile::tempdir().unwrap();
+    let (json, svg) = (dir.path().join("b.json"), dir.path().join("b.svg"));
+    let out = Command::new(env!("CARGO_BIN_EXE_handshake-bench"))
+        .args([
+            "--seconds",
+            "0.1",
+            "--rounds",
+            "2",
+            "--pool",
+            "4",
+            "--no-extras",
+        ])
+        .arg("--json")
+        .arg(&json)
+        .arg("--svg")
+        .arg(&svg)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "bench failed (redis-server missing? `apt-get install redis-server`)\n{stdout}\n{stderr}"
+    );
+    let j = std::fs::read_to_string(&json).unwrap();
+    assert!(j.starts_with("{\"results\":["), "{j}");
+    for config in ["full", "internal", "memory", "tiered", "redis"] {
+        for proto in ["TLSv1.2", "TLSv1.3"] {
+            let entry = format!(
+                "{{\"config\":\"{config}\",\"protocol\":\"{proto}\",\"handshakes_per_sec\":"
+            );
+            assert!(j.contains(&entry), "missing {config} {proto} in {j}");
+        }
+    }
+    for field in [
+        "\"p50_us\":",
+        "\"p99_us\":",
+        "\"server_cpu_us\":",
+        "\"errors\":0",
+    ] {
+        assert_eq!(j.matches(field).count(), 10, "{field} in {j}");
+    }
+    let chart = std::fs::read_to_string(&svg).unwrap();
+    assert!(chart.starts_with("<svg ") && chart.trim_end().ends_with("</svg>"));
+    assert_eq!(
+        chart.matches("<rect x=").count(),
+        10 + 2,
+        "10 bars + 2 legend keys"
+    );
+}

@@ -1,0 +1,102 @@
+//! The async store (feature `tokio`) against a real redis-server: same keys
+//! and sealing as the blocking store, GETDEL single use, timeouts and the
+//! circuit breaker.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{builder, redis, session};
+use tls_session_cache::{Protocol, SessionStore, StoreError};
+use tls_session_cache_redis::{AsyncRedisStore, CircuitState, RedisStore};
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn async_and_blocking_stores_share_keys_and_sealing() {
+    let redis = redis();
+    let blocking: RedisStore = builder(&redis.url()).build().unwrap();
+    let key = common::random_key(b"svc");
+    let s12 = session(Protocol::Tls12, 300);
+    let s13 = session(Protocol::Tls13, 300);
+    let key13 = common::random_key(b"svc");
+    rt().block_on(async {
+        let store: AsyncRedisStore = builder(&redis.url()).build_async().unwrap();
+        store.ping().await.unwrap();
+        store.put(&key, &s12).await.unwrap();
+        assert_eq!(store.redis_key(&key), blocking.redis_key(&key));
+        // What the async store wrote, the blocking one reads (and back).
+        assert_eq!(blocking.get(&key).unwrap(), Some(s12.clone()));
+        blocking.put(&key13, &s13).unwrap();
+        assert_eq!(store.get(&key).await.unwrap(), Some(s12.clone()));
+        // take is GETDEL: once.
+        assert_eq!(store.take(&key13).await.unwrap(), Some(s13.clone()));
+        assert_eq!(store.take(&key13).await.unwrap(), None);
+        assert_eq!(blocking.get(&key13).unwrap(), None);
+        assert!(store.remove(&key).await.unwrap());
+        assert!(!store.remove(&key).await.unwrap());
+        let st = store.stats();
+        assert_eq!(
+            (st.inserts, st.hits, st.misses, st.removals),
+            (1, 2, 1, 1),
+            "{st:?}"
+        );
+    });
+    // Sealed at rest: the session bytes do not appear in Redis.
+    let mut con = redis.connection().unwrap();
+    blocking.put(&key, &s12).unwrap();
+    let raw = common::raw_get(&mut con, &blocking.redis_key(&key)).unwrap();
+    assert!(!raw.windows(32).any(|w| w == &s12.der[..32]));
+}
+
+#[test]
+fn a_frozen_redis_costs_one_timeout_then_the_circuit_opens() {
+    let redis = redis();
+    let key = common::random_key(b"svc");
+    rt().block_on(async {
+        let store = builder(&redis.url())
+            .timeouts(Duration::from_millis(100))
+            .circuit_breaker(2, Duration::from_secs(3600), Duration::from_secs(3600))
+            .build_async()
+            .unwrap();
+        store.ping().await.unwrap();
+        redis.pause().unwrap();
+        for _ in 0..2 {
+            match store.get(&key).await {
+                Err(StoreError::Timeout(_)) | Err(StoreError::Unavailable(_)) => {}
+                other => panic!("expected a timeout, got {other:?}"),
+            }
+        }
+        assert_eq!(store.circuit_state(), CircuitState::Open);
+        // Refused at once: the circuit is open.
+        match store.get(&key).await {
+            Err(StoreError::Unavailable(why)) => assert!(why.contains("circuit"), "{why}"),
+            other => panic!("expected circuit open, got {other:?}"),
+        }
+        let r = store.redis_stats();
+        assert!(r.timeouts >= 1, "{r:?}");
+        assert_eq!(
+            (r.circuit_opens, r.circuit_open_rejections),
+            (1, 1),
+            "{r:?}"
+        );
+        redis.resume().unwrap();
+    });
+}
+
+#[test]
+fn cluster_urls_are_refused_by_the_async_builder() {
+    let err = RedisStore::builder("redis+cluster://127.0.0.1:1,127.0.0.1:2")
+        .insecure_plaintext()
+        .build_async()
+        .unwrap_err();
+    assert!(
+        matches!(err, tls_session_cache_redis::BuildError::AsyncCluster),
+        "{err}"
+    );
+}

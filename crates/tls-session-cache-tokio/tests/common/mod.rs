@@ -1,0 +1,212 @@
+//! Test plumbing: an async server on a current-thread tokio runtime (its
+//! own thread) with an `AsyncSessionCache`, and a blocking rust-openssl
+//! client that keeps the sessions it is given.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use openssl::ssl::{
+    Ssl, SslContext, SslContextBuilder, SslMethod, SslSession, SslSessionCacheMode, SslVerifyMode,
+    SslVersion,
+};
+use tls_session_cache_tokio::{AsyncSessionCache, AsyncSessionCacheBuilder};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::oneshot;
+
+/// What the server saw of one connection.
+#[derive(Debug)]
+pub struct Accepted {
+    pub resumed: bool,
+    pub version: &'static str,
+}
+
+/// An async server on 127.0.0.1 running on a current-thread runtime.
+pub struct AsyncServer {
+    pub addr: SocketAddr,
+    pub cache: AsyncSessionCache,
+    seen: Receiver<Result<Accepted, String>>,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl AsyncServer {
+    /// Starts a server whose cache `make` builds (inside the runtime).
+    pub fn start<F>(make: F) -> AsyncServer
+    where
+        F: FnOnce() -> AsyncSessionCacheBuilder + Send + 'static,
+    {
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let (seen_tx, seen) = mpsc::channel();
+        let (stop_tx, mut stop_rx) = oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let cache = make().build().unwrap();
+                let (cert, key) = tls_session_cache_openssl::self_signed("localhost").unwrap();
+                let mut b = SslContextBuilder::new(SslMethod::tls_server()).unwrap();
+                b.set_certificate(&cert).unwrap();
+                b.set_private_key(&key).unwrap();
+                b.set_min_proto_version(Some(SslVersion::TLS1_2)).unwrap();
+                cache.install(&mut b).unwrap();
+                let ctx = b.build();
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                ready_tx
+                    .send((listener.local_addr().unwrap(), cache.clone()))
+                    .unwrap();
+                loop {
+                    tokio::select! {
+                        _ = &mut stop_rx => break,
+                        conn = listener.accept() => {
+                            let Ok((tcp, _)) = conn else { continue };
+                            let (cache, ctx, tx) = (cache.clone(), ctx.clone(), seen_tx.clone());
+                            tokio::spawn(async move {
+                                let _ = tx.send(serve(&cache, &ctx, tcp).await);
+                            });
+                        }
+                    }
+                }
+            });
+        });
+        let (addr, cache) = ready_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("server did not start");
+        AsyncServer {
+            addr,
+            cache,
+            seen,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }
+    }
+
+    /// The server's view of the next connection to finish.
+    pub fn accepted(&self) -> Accepted {
+        self.seen
+            .recv_timeout(Duration::from_secs(30))
+            .expect("server saw no connection")
+            .expect("server-side connection failed")
+    }
+
+    /// The server's outcome of the next connection to finish, error included.
+    pub fn outcome(&self) -> Result<Accepted, String> {
+        self.seen
+            .recv_timeout(Duration::from_secs(30))
+            .expect("server saw no connection")
+    }
+}
+
+impl Drop for AsyncServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// One connection: handshake, wait until its sessions are stored, read a
+/// line, answer, close_notify.
+async fn serve(
+    cache: &AsyncSessionCache,
+    ctx: &SslContext,
+    tcp: tokio::net::TcpStream,
+) -> Result<Accepted, String> {
+    tcp.set_nodelay(true).ok();
+    let ssl = Ssl::new(ctx).map_err(|e| e.to_string())?;
+    let mut tls = cache.accept(ssl, tcp).await.map_err(|e| e.to_string())?;
+    let resumed = tls.ssl().session_reused();
+    let version = tls.ssl().version_str();
+    let mut line = String::new();
+    BufReader::new(&mut tls)
+        .read_line(&mut line)
+        .await
+        .map_err(|e| e.to_string())?;
+    // TLS 1.3 tickets were issued by now; make them findable before the
+    // client can come back.
+    cache.flush().await;
+    tls.write_all(if resumed { b"resumed\n" } else { b"full\n" })
+        .await
+        .map_err(|e| e.to_string())?;
+    tls.shutdown().await.map_err(|e| e.to_string())?;
+    Ok(Accepted { resumed, version })
+}
+
+/// A client that pins one TLS version and captures the sessions it is given.
+pub struct Client {
+    ctx: SslContext,
+    received: Arc<Mutex<Vec<SslSession>>>,
+}
+
+/// What the client saw of one connection.
+pub struct Connected {
+    pub resumed: bool,
+    pub sessions: Vec<SslSession>,
+    pub response: String,
+}
+
+impl Connected {
+    pub fn last_session(&self) -> SslSession {
+        self.sessions.last().expect("no session received").clone()
+    }
+}
+
+impl Client {
+    pub fn new(version: SslVersion) -> Client {
+        let mut b = SslContextBuilder::new(SslMethod::tls_client()).unwrap();
+        b.set_min_proto_version(Some(version)).unwrap();
+        b.set_max_proto_version(Some(version)).unwrap();
+        b.set_verify(SslVerifyMode::NONE);
+        b.set_session_cache_mode(SslSessionCacheMode::CLIENT | SslSessionCacheMode::NO_INTERNAL);
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&received);
+        b.set_new_session_callback(move |_, session| sink.lock().unwrap().push(session));
+        Client {
+            ctx: b.build(),
+            received,
+        }
+    }
+
+    /// Connects, offering `session` if given; sends a line, reads the answer.
+    pub fn connect(&self, addr: SocketAddr, session: Option<&SslSession>) -> Connected {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        stream.set_nodelay(true).unwrap();
+        let mut ssl = Ssl::new(&self.ctx).unwrap();
+        ssl.set_hostname("localhost").unwrap();
+        if let Some(s) = session {
+            // SAFETY: the session comes from a context of the same method.
+            unsafe { ssl.set_session(s).unwrap() };
+        }
+        let mut tls = ssl.connect(stream).unwrap();
+        tls.write_all(b"hello\n").unwrap();
+        let mut response = String::new();
+        tls.read_to_string(&mut response).unwrap();
+        let resumed = tls.ssl().session_reused();
+        let _ = tls.shutdown();
+        // Sessions of concurrent connections are told apart by the caller.
+        let sessions = std::mem::take(&mut *self.received.lock().unwrap());
+        Connected {
+            resumed,
+            sessions,
+            response,
+        }
+    }
+}
+
+/// A redis-server on a free loopback port; a missing binary fails the test.
+pub fn redis() -> tls_session_cache_testkit::RedisServer {
+    tls_session_cache_testkit::RedisServer::start()
+        .unwrap_or_else(|e| panic!("cannot start redis-server: {e}"))
+}
