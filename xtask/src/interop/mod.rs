@@ -1,15 +1,21 @@
 //! `cargo xtask interop`: the example server against `openssl s_client`,
 //! printed as a table (stdout) with progress on stderr.
 //!
-//! Map: [`scenarios`] lists what is checked; [`sclient`] runs and parses
-//! s_client; [`server`] runs the example server; [`report`] prints rows.
+//! Map: [`scenarios`] lists what is checked (the Redis ones, 6–9, live in
+//! [`fleet`] and [`store_down`], on a [`shared_store`]); [`steps`] turns
+//! labelled s_client runs into a row; [`sclient`] runs and parses s_client;
+//! [`server`] runs the example server; [`report`] prints rows.
 
 mod context;
+mod fleet;
 mod prerequisite;
 mod report;
 mod scenarios;
 mod sclient;
 mod server;
+mod shared_store;
+mod steps;
+mod store_down;
 mod tally;
 
 use std::path::PathBuf;

@@ -9,7 +9,8 @@ use std::process::{Command, Stdio};
 pub enum Prerequisite {
     /// The `openssl` command-line tool (`s_client`), TLS 1.3 capable.
     OpenSsl,
-    // `RedisServer` joins here with scenarios 6–9 (`apt-get install redis-server`).
+    /// `redis-server`, which scenarios 6–9 start on a free loopback port.
+    RedisServer,
 }
 
 impl Prerequisite {
@@ -17,7 +18,28 @@ impl Prerequisite {
     pub fn check(self, openssl: &Path) -> Result<(), String> {
         match self {
             Prerequisite::OpenSsl => check_openssl(openssl),
+            Prerequisite::RedisServer => check_installed("redis-server"),
         }
+    }
+}
+
+/// `program --version` runs and exits 0 (`program` is `redis-server` outside tests).
+fn check_installed(program: &str) -> Result<(), String> {
+    let ran = Command::new(program)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    match ran {
+        Ok(status) if status.success() => Ok(()),
+        Ok(status) => Err(format!(
+            "`{program} --version` failed ({status}); reinstall it with \
+             `apt-get install redis-server`"
+        )),
+        Err(e) => Err(format!(
+            "`{program}` is not installed ({e}); install it with `apt-get install redis-server`"
+        )),
     }
 }
 
@@ -53,5 +75,19 @@ fn check_openssl(openssl: &Path) -> Result<(), String> {
              (`apt-get install openssl`, or pass `--openssl PATH`)",
             openssl.display()
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_redis_server_says_how_to_install_it() {
+        let message = check_installed("redis-server-that-does-not-exist").unwrap_err();
+        assert!(
+            message.contains("apt-get install redis-server"),
+            "{message}"
+        );
     }
 }

@@ -2,10 +2,10 @@
 //! one server (default options, in-memory store) so that 10 can compare its
 //! `/stats` with everything done before; the others start their own.
 //!
-//! Scenarios 6–9 (context isolation, fleet, restart, store down) need Redis:
-//! they slot in between `expiry` and `stats`, declare
-//! `needs: &[Prerequisite::OpenSsl, Prerequisite::RedisServer]`, and start
-//! their own `redis-server` through `tls-session-cache-testkit`.
+//! Scenarios 6–9 (context isolation, fleet, restart, store down; in
+//! [`super::fleet`] and [`super::store_down`]) need Redis: they run between
+//! `expiry` and `stats`, and each starts its own `redis-server` through
+//! `tls-session-cache-testkit` ([`super::shared_store`]).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -13,8 +13,10 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::context::Context;
+use super::fleet::{self, FLEET_EXPECTED, ISOLATION_EXPECTED, RESTART_EXPECTED};
 use super::prerequisite::Prerequisite;
 use super::sclient::{Handshake, Outcome, RECONNECT_HANDSHAKES, SClient, word};
+use super::store_down;
 use super::tally::Tally;
 
 /// One interop scenario.
@@ -48,7 +50,12 @@ pub struct Check {
 
 impl Check {
     /// PASS when `observed == expected` and no error was found on the way.
-    fn compare(protocol: &str, expected: &str, observed: String, problems: Vec<String>) -> Check {
+    pub(super) fn compare(
+        protocol: &str,
+        expected: &str,
+        observed: String,
+        problems: Vec<String>,
+    ) -> Check {
         let mut failure = problems;
         if observed != expected {
             failure.insert(0, format!("expected `{expected}`, observed `{observed}`"));
@@ -63,8 +70,10 @@ impl Check {
 }
 
 const OPENSSL: &[Prerequisite] = &[Prerequisite::OpenSsl];
-const TLS12: &str = "TLSv1.2";
-const TLS13: &str = "TLSv1.3";
+const REDIS: &[Prerequisite] = &[Prerequisite::OpenSsl, Prerequisite::RedisServer];
+const BOTH_VERSIONS: &str = "TLSv1.2, TLSv1.3";
+pub(super) const TLS12: &str = "TLSv1.2";
+pub(super) const TLS13: &str = "TLSv1.3";
 /// `--lifetime` of the expiry scenario's server, and how long it waits.
 const SHORT_LIFETIME_SECS: u64 = 2;
 const EXPIRY_WAIT: Duration = Duration::from_secs(3);
@@ -106,10 +115,42 @@ pub const SCENARIOS: &[Scenario] = &[
     Scenario {
         number: 5,
         name: "expiry",
-        protocol: "TLSv1.2, TLSv1.3",
+        protocol: BOTH_VERSIONS,
         expected: "New, Reused, 3 s later New",
         needs: OPENSSL,
         run: expiry,
+    },
+    Scenario {
+        number: 6,
+        name: "context-isolation",
+        protocol: BOTH_VERSIONS,
+        expected: ISOLATION_EXPECTED,
+        needs: REDIS,
+        run: fleet::context_isolation,
+    },
+    Scenario {
+        number: 7,
+        name: "fleet",
+        protocol: BOTH_VERSIONS,
+        expected: FLEET_EXPECTED,
+        needs: REDIS,
+        run: fleet::fleet,
+    },
+    Scenario {
+        number: 8,
+        name: "restart",
+        protocol: BOTH_VERSIONS,
+        expected: RESTART_EXPECTED,
+        needs: REDIS,
+        run: fleet::restart,
+    },
+    Scenario {
+        number: 9,
+        name: "store-down",
+        protocol: BOTH_VERSIONS,
+        expected: store_down::EXPECTED,
+        needs: REDIS,
+        run: store_down::store_down,
     },
     Scenario {
         number: 10,
@@ -130,7 +171,7 @@ pub const SCENARIOS: &[Scenario] = &[
 ];
 
 /// Renders handshakes as `New, Reused×5`.
-fn render(handshakes: &[Handshake]) -> String {
+pub(super) fn render(handshakes: &[Handshake]) -> String {
     let mut parts: Vec<(bool, usize)> = Vec::new();
     for h in handshakes {
         match parts.last_mut() {
@@ -150,7 +191,7 @@ fn render(handshakes: &[Handshake]) -> String {
 }
 
 /// Problems with the negotiated protocol of any handshake.
-fn wrong_protocols(handshakes: &[Handshake], want: &str) -> Vec<String> {
+pub(super) fn wrong_protocols(handshakes: &[Handshake], want: &str) -> Vec<String> {
     handshakes
         .iter()
         .filter(|h| h.protocol != want)
@@ -180,7 +221,7 @@ fn shared_sequence(
     )])
 }
 
-fn saved(file: &std::path::Path) -> Result<(), String> {
+pub(super) fn saved(file: &std::path::Path) -> Result<(), String> {
     match std::fs::metadata(file) {
         Ok(m) if m.len() > 0 => Ok(()),
         _ => Err(format!(
@@ -321,7 +362,7 @@ fn describe(t: &Tally) -> String {
 
 /// `GET /stats` over a fresh TLS connection: itself a full handshake, which
 /// the server has counted by the time it answers.
-fn stats_client(ctx: &Context, addr: SocketAddr) -> SClient {
+pub(super) fn stats_client(ctx: &Context, addr: SocketAddr) -> SClient {
     ctx.client(addr).path("/stats")
 }
 
@@ -341,7 +382,7 @@ fn shutdown(ctx: &mut Context) -> Result<Vec<Check>, String> {
 }
 
 /// A top-level counter of the `/stats` JSON.
-fn counter(stats: &Value, name: &str) -> Option<u64> {
+pub(super) fn counter(stats: &Value, name: &str) -> Option<u64> {
     stats.get(name).and_then(Value::as_u64)
 }
 
@@ -419,6 +460,16 @@ mod tests {
         let pos = |n| names.iter().position(|x| *x == n).unwrap();
         assert!(pos("stats") > pos("tls12-reconnect"));
         assert_eq!(names.last(), Some(&"shutdown"));
+        let numbers: Vec<_> = SCENARIOS.iter().map(|s| s.number).collect();
+        assert_eq!(numbers, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+    }
+
+    #[test]
+    fn redis_scenarios_sit_between_expiry_and_stats_and_need_redis_server() {
+        for s in SCENARIOS {
+            let needs_redis = s.needs.contains(&Prerequisite::RedisServer);
+            assert_eq!(needs_redis, (6..=9).contains(&s.number), "{}", s.name);
+        }
     }
 
     #[test]

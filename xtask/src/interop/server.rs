@@ -2,7 +2,7 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -24,6 +24,7 @@ const LOG_TAIL: usize = 40;
 pub struct Server {
     child: Option<Child>,
     addr: SocketAddr,
+    binary: PathBuf,
     args: Vec<String>,
     log: Arc<Mutex<Vec<String>>>,
 }
@@ -32,8 +33,27 @@ impl Server {
     /// Starts `binary` with `--listen 127.0.0.1:0` plus `args` and waits for
     /// its `listening on IP:PORT` line.
     pub fn start(binary: &Path, args: &[&str]) -> Result<Server, Error> {
-        let mut all = vec!["--listen".to_string(), "127.0.0.1:0".to_string()];
-        all.extend(args.iter().map(|a| a.to_string()));
+        Server::spawn(binary, "127.0.0.1:0", args.iter().map(|a| a.to_string()))
+    }
+
+    /// Stops the server (it must exit 0 on SIGTERM) and starts the same
+    /// binary with the same arguments on the same address: a restart as an
+    /// operator would do it, losing everything held in the process.
+    pub fn restart(self) -> Result<Server, Error> {
+        let (binary, addr) = (self.binary.clone(), self.addr.to_string());
+        // `--listen ADDR` comes first (see `spawn`); the rest is the caller's.
+        let args: Vec<String> = self.args.iter().skip(2).cloned().collect();
+        self.stop()?;
+        Server::spawn(&binary, &addr, args)
+    }
+
+    fn spawn(
+        binary: &Path,
+        listen: &str,
+        args: impl IntoIterator<Item = String>,
+    ) -> Result<Server, Error> {
+        let mut all = vec!["--listen".to_string(), listen.to_string()];
+        all.extend(args);
         let mut child = Command::new(binary)
             .args(&all)
             .stdin(Stdio::null())
@@ -61,6 +81,7 @@ impl Server {
         let mut server = Server {
             child: Some(child),
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            binary: binary.to_path_buf(),
             args: all,
             log,
         };
