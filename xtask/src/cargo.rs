@@ -52,11 +52,40 @@ fn status_word(ok: bool) -> &'static str {
     if ok { "ok" } else { "FAILED" }
 }
 
+/// What kind of target to build: `--example NAME` or `--bin NAME`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetKind {
+    /// An example (`examples/NAME.rs`).
+    Example,
+    /// A binary (`src/bin/NAME.rs` or `src/main.rs`).
+    Bin,
+}
+
+impl TargetKind {
+    fn flag(self) -> &'static str {
+        match self {
+            TargetKind::Example => "--example",
+            TargetKind::Bin => "--bin",
+        }
+    }
+    fn cargo_kind(self) -> &'static str {
+        match self {
+            TargetKind::Example => "example",
+            TargetKind::Bin => "bin",
+        }
+    }
+}
+
 /// Builds `--example NAME` of `package` in release mode and returns the path
 /// of the executable cargo reports (so `CARGO_TARGET_DIR` is respected).
-/// Compiler diagnostics go to stderr as usual.
 pub fn build_release_example(package: &str, example: &str) -> Result<PathBuf, Error> {
-    let what = format!("{package} --example {example}");
+    build_release(package, TargetKind::Example, example)
+}
+
+/// Builds target `name` of `package` in release mode and returns the path of
+/// the executable cargo reports. Compiler diagnostics go to stderr as usual.
+pub fn build_release(package: &str, kind: TargetKind, name: &str) -> Result<PathBuf, Error> {
+    let what = format!("{package} {} {name}", kind.flag());
     eprintln!("==> cargo build --release -p {what}");
     let mut cmd = cargo();
     cmd.args([
@@ -64,8 +93,8 @@ pub fn build_release_example(package: &str, example: &str) -> Result<PathBuf, Er
         "--release",
         "-p",
         package,
-        "--example",
-        example,
+        kind.flag(),
+        name,
         "--message-format=json-render-diagnostics",
     ])
     .stdout(Stdio::piped())
@@ -77,7 +106,7 @@ pub fn build_release_example(package: &str, example: &str) -> Result<PathBuf, Er
     let mut executable = None;
     if let Some(out) = child.stdout.take() {
         for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if let Some(path) = example_executable(&line, example) {
+            if let Some(path) = artifact_executable(&line, kind, name) {
                 executable = Some(path);
             }
         }
@@ -94,21 +123,21 @@ pub fn build_release_example(package: &str, example: &str) -> Result<PathBuf, Er
     }
     executable.ok_or_else(|| Error::Build {
         what,
-        detail: "cargo reported no executable for the example".into(),
+        detail: "cargo reported no executable for it".into(),
     })
 }
 
-/// The `executable` of a `compiler-artifact` message for example `name`.
-fn example_executable(line: &str, name: &str) -> Option<PathBuf> {
+/// The `executable` of a `compiler-artifact` message for target `name` of `kind`.
+fn artifact_executable(line: &str, kind: TargetKind, name: &str) -> Option<PathBuf> {
     let msg: serde_json::Value = serde_json::from_str(line).ok()?;
     if msg["reason"] != "compiler-artifact" || msg["target"]["name"] != name {
         return None;
     }
-    let is_example = msg["target"]["kind"]
+    let kind_matches = msg["target"]["kind"]
         .as_array()?
         .iter()
-        .any(|k| k == "example");
-    if !is_example {
+        .any(|k| k == kind.cargo_kind());
+    if !kind_matches {
         return None;
     }
     msg["executable"].as_str().map(PathBuf::from)
@@ -120,14 +149,32 @@ mod tests {
 
     #[test]
     fn finds_the_example_executable_in_cargo_json() {
+        let bin = r#"{"reason":"compiler-artifact","target":{"kind":["bin"],"name":"handshake-bench"},"executable":"/t/release/handshake-bench"}"#;
+        assert_eq!(
+            artifact_executable(bin, TargetKind::Bin, "handshake-bench"),
+            Some(PathBuf::from("/t/release/handshake-bench"))
+        );
+        assert_eq!(
+            artifact_executable(bin, TargetKind::Example, "handshake-bench"),
+            None
+        );
         let line = r#"{"reason":"compiler-artifact","target":{"kind":["example"],"name":"server"},"executable":"/t/release/examples/server"}"#;
         assert_eq!(
-            example_executable(line, "server"),
+            artifact_executable(line, TargetKind::Example, "server"),
             Some(PathBuf::from("/t/release/examples/server"))
         );
-        assert_eq!(example_executable(line, "leak_check"), None);
+        assert_eq!(
+            artifact_executable(line, TargetKind::Example, "leak_check"),
+            None
+        );
         let lib = r#"{"reason":"compiler-artifact","target":{"kind":["lib"],"name":"server"},"executable":null}"#;
-        assert_eq!(example_executable(lib, "server"), None);
-        assert_eq!(example_executable("not json", "server"), None);
+        assert_eq!(
+            artifact_executable(lib, TargetKind::Example, "server"),
+            None
+        );
+        assert_eq!(
+            artifact_executable("not json", TargetKind::Example, "server"),
+            None
+        );
     }
 }

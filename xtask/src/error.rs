@@ -46,9 +46,6 @@ pub enum Error {
         /// Rows that were skipped.
         skipped: usize,
     },
-    /// A feature that a later issue delivers.
-    #[error("{0}")]
-    NotYet(String),
     /// Reading or writing a file.
     #[error("{path}: {source}")]
     File {

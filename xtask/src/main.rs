@@ -45,9 +45,9 @@ fn print_help() {
          commands:\n  \
          {}\n  \
          test\n    fmt check, clippy -D warnings, cargo test --workspace, the valgrind leak check,\n    \
-         then interop with every row required to PASS (SKIP fails). Prints each step's wall time.\n  \
+         then interop against the blocking and the async server, every row required to PASS\n    (SKIP fails). Prints each step's wall time.\n  \
          leak-check\n    the leak check alone: examples/leak_check.rs under valgrind (definite leaks fail)\n  \
-         bench\n    arrives with issue 6",
+         bench [ARGS]\n    the handshake benchmark (crate tls-session-cache-bench); `cargo xtask bench --help`",
         interop::USAGE.replace('\n', "\n  ")
     );
 }

@@ -7,7 +7,8 @@ use crate::error::Error;
 use crate::{interop, leak};
 
 /// Runs fmt check, clippy, the workspace tests, the leak check and interop
-/// (every row must PASS; SKIP fails). Stops at the first failing step and
+/// against the blocking and the async example server (every row must PASS;
+/// SKIP fails). Stops at the first failing step and
 /// prints the wall time of each step that ran.
 pub fn run(args: &[String]) -> Result<(), Error> {
     if let Some(extra) = args.first() {
@@ -71,6 +72,14 @@ fn steps(times: &mut Vec<(&'static str, Duration, bool)>) -> Result<(), Error> {
         eprintln!("==> cargo xtask interop");
         interop::run(&interop::Options {
             require_all: true,
+            ..interop::Options::default()
+        })
+    })?;
+    timed("interop --server async", &mut || {
+        eprintln!("==> cargo xtask interop --server async");
+        interop::run(&interop::Options {
+            require_all: true,
+            server: interop::ServerKind::Async,
             ..interop::Options::default()
         })
     })?;

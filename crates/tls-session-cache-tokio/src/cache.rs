@@ -235,9 +235,16 @@ impl AsyncSessionCache {
         self.queue.flush().await
     }
 
-    /// The binding's statistics (handshakes, hits, misses, the store's counters).
+    /// The binding's statistics (handshakes, hits, misses), with the async
+    /// store's counters as `store` and the async layer's failed lookups and
+    /// writes added to `errors`, so a server reports the same numbers
+    /// whichever path it takes.
     pub fn stats(&self) -> CacheStats {
-        self.cache.stats()
+        let mut stats = self.cache.stats();
+        let layer = self.async_stats();
+        stats.errors += layer.lookup_errors + layer.write_errors;
+        stats.store = self.store.stats();
+        stats
     }
 
     /// The async layer's statistics.

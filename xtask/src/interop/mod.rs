@@ -32,7 +32,8 @@ use scenarios::{SCENARIOS, Scenario};
 pub enum ServerKind {
     /// `examples/server.rs`: one thread per connection.
     Blocking,
-    /// The async server (arrives with the async issue).
+    /// `tls-session-cache-tokio`'s `examples/async_server.rs`: tokio, lookups
+    /// through the client-hello retry.
     Async,
 }
 
@@ -128,15 +129,15 @@ fn matches(s: &Scenario, want: &str) -> bool {
 
 /// Runs `cargo xtask interop`.
 pub fn run(options: &Options) -> Result<(), Error> {
-    if options.server == ServerKind::Async {
-        return Err(Error::NotYet(
-            "`--server async`: the async example server is not built yet (it arrives with \
-             the async issue); use `--server blocking`"
-                .into(),
-        ));
-    }
     let selected = options.selected()?;
-    let server_bin = cargo::build_release_example("tls-session-cache-openssl", "server")?;
+    let server_bin = match options.server {
+        ServerKind::Blocking => {
+            cargo::build_release_example("tls-session-cache-openssl", "server")?
+        }
+        ServerKind::Async => {
+            cargo::build_release_example("tls-session-cache-tokio", "async_server")?
+        }
+    };
     let mut ctx =
         Context::new(options.openssl.clone(), server_bin).map_err(|source| Error::File {
             path: std::env::temp_dir().display().to_string(),
