@@ -11,9 +11,11 @@ use tls_session_cache::{
 };
 
 use crate::callbacks;
+use crate::decoded::Decoded;
 use crate::error::Error;
 use crate::exdata::{self, CtxState};
 use crate::ffi;
+use crate::ratelimit::Limiters;
 use crate::stats::{CacheStats, Counters};
 
 /// What every callback needs: the store, the policy, the clock, the counters.
@@ -25,6 +27,10 @@ pub(crate) struct Inner {
     pub stateless_tickets: bool,
     pub num_tickets: Option<usize>,
     pub counters: Counters,
+    /// Recently stored sessions, decoded.
+    pub decoded: Decoded,
+    /// Limits per-handshake warnings (a store that is down).
+    pub logs: Limiters,
 }
 
 /// An external server-side session cache for OpenSSL.
@@ -57,6 +63,7 @@ pub struct SessionCacheBuilder {
     clock: Arc<dyn Clock>,
     stateless_tickets: bool,
     num_tickets: Option<usize>,
+    decoded_sessions: usize,
 }
 
 impl std::fmt::Debug for SessionCacheBuilder {
@@ -64,6 +71,7 @@ impl std::fmt::Debug for SessionCacheBuilder {
         f.debug_struct("SessionCacheBuilder")
             .field("context", &self.context)
             .field("policy", &self.policy)
+            .field("decoded_sessions", &self.decoded_sessions)
             .finish_non_exhaustive()
     }
 }
@@ -71,6 +79,25 @@ impl std::fmt::Debug for SessionCacheBuilder {
 impl SessionCacheBuilder {
     /// The session-id context used when the caller sets none.
     pub const DEFAULT_CONTEXT: &'static [u8] = b"tls-session-cache";
+
+    /// Default of [`decoded_sessions`](Self::decoded_sessions).
+    pub const DEFAULT_DECODED_SESSIONS: usize = 4096;
+
+    /// How many recently stored sessions to keep decoded in this process
+    /// (default [`Self::DEFAULT_DECODED_SESSIONS`]; 0 turns it off).
+    ///
+    /// A lookup still asks the store first, exactly as without it — the
+    /// store decides expiry, removal and single use — but when the store
+    /// answers with the bytes of a session this process stored, the
+    /// session kept decoded is handed to OpenSSL instead of decoding those
+    /// bytes (`d2i_SSL_SESSION`, a few µs). Each entry holds a live
+    /// `SSL_SESSION`: about 1–2 KB of heap (more with client-certificate
+    /// chains), so the default costs up to ~4–8 MiB. The bound is per
+    /// shard (up to 16 shards), rounded up.
+    pub fn decoded_sessions(mut self, n: usize) -> Self {
+        self.decoded_sessions = n;
+        self
+    }
 
     /// Where sessions are kept (default: a [`MemoryStore`] of 64 MiB).
     pub fn store(mut self, store: impl SessionStore) -> Self {
@@ -164,6 +191,8 @@ impl SessionCacheBuilder {
                 stateless_tickets: self.stateless_tickets,
                 num_tickets: self.num_tickets,
                 counters: Counters::default(),
+                decoded: Decoded::new(self.decoded_sessions),
+                logs: Limiters::default(),
             }),
         })
     }
@@ -179,6 +208,7 @@ impl SessionCache {
             clock: Arc::new(SystemClock),
             stateless_tickets: false,
             num_tickets: None,
+            decoded_sessions: SessionCacheBuilder::DEFAULT_DECODED_SESSIONS,
         }
     }
 
@@ -197,7 +227,7 @@ impl SessionCache {
     /// `SslContextBuilder`).
     pub fn install(&self, ctx: &mut SslContextBuilder) -> Result<(), Error> {
         let ctx_index = exdata::ctx_index()?;
-        exdata::conn_index()?;
+        exdata::conn_indices()?;
         // SAFETY: reads a pointer from the live SSL_CTX owned by `ctx`.
         let present =
             !unsafe { openssl_sys::SSL_CTX_get_ex_data(ctx.as_ptr(), ctx_index.as_raw()) }
@@ -219,6 +249,9 @@ impl SessionCache {
         // mutably for the duration of this call. The info callback read
         // here is a plain function pointer (or null).
         let previous_info = unsafe { ffi::SSL_CTX_get_info_callback(raw) };
+        if previous_info.is_some() {
+            callbacks::note_previous_info();
+        }
         ctx.set_ex_data(
             ctx_index,
             CtxState {
@@ -241,7 +274,9 @@ impl SessionCache {
 
     /// A snapshot of the statistics.
     pub fn stats(&self) -> CacheStats {
-        self.inner.counters.snapshot(self.inner.store.stats())
+        self.inner
+            .counters
+            .snapshot(self.inner.store.stats(), self.inner.decoded.len() as u64)
     }
 
     /// The cache's policy (lifetimes, size limit, single use).

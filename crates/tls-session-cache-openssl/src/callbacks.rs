@@ -12,7 +12,7 @@ use std::any::Any;
 use std::ffi::{c_int, c_uchar, c_uint};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use foreign_types::{ForeignType, ForeignTypeRef};
 use openssl::ssl::{SslRef, SslSession, SslSessionRef};
@@ -20,9 +20,10 @@ use openssl_sys::{SSL, SSL_CTX, SSL_SESSION, TLS1_3_VERSION};
 use tls_session_cache::{Protocol, SessionId, SessionKey, StoreError, StoredSession, UnixTime};
 
 use crate::cache::Inner;
-use crate::exdata::{conn_state, ctx_state, inner_for};
+use crate::exdata::{self, conn_inner, ctx_state};
 use crate::ffi::{self, InfoCallback, SSL_CB_HANDSHAKE_DONE, SSL_CB_HANDSHAKE_START};
 use crate::parked::{ParkedLookup, parked_lookup};
+use crate::ratelimit::warn_limited;
 use crate::stats::bump;
 
 // ---------------------------------------------------------------------------
@@ -47,7 +48,7 @@ pub(crate) unsafe extern "C" fn new_session(ssl: *mut SSL, sess: *mut SSL_SESSIO
 /// `ssl` and `sess` are the live pointers OpenSSL passed to the callback.
 unsafe fn on_new_session(ssl: *mut SSL, sess: *mut SSL_SESSION) {
     // SAFETY: live for the whole callback (OpenSSL holds references).
-    let Some(conn) = (unsafe { conn_state(ssl) }) else {
+    let Some(inner) = (unsafe { conn_inner(ssl) }) else {
         return;
     };
     let session = unsafe { SslSessionRef::from_ptr(sess) };
@@ -60,17 +61,16 @@ unsafe fn on_new_session(ssl: *mut SSL, sess: *mut SSL_SESSION) {
     let no_ticket = unsafe { ffi::SSL_get_options(ssl) } & openssl_sys::SSL_OP_NO_TICKET;
     let resumed = unsafe { openssl_sys::SSL_session_reused(ssl) } == 1;
     let context = unsafe { session_context(sess) };
-    let inner = Arc::clone(&conn.inner);
     let issued = inner.clock.now();
     // Requirement 6: a session issued by a resumption inherits the time its
     // peer was authenticated, so a chain of TLS 1.3 resumptions cannot
     // outlive max_lifetime from the original full handshake.
-    let authenticated = match conn.authenticated {
+    let authenticated = match unsafe { exdata::authenticated(ssl) } {
         Some(t) if resumed => t.min(issued),
         _ => issued,
     };
     store_new_session(
-        &inner,
+        inner,
         session,
         protocol,
         no_ticket != 0,
@@ -113,7 +113,10 @@ fn store_new_session(
         Ok(der) => der,
         Err(e) => {
             bump(&c.errors);
-            log::warn!("session {key}: cannot serialise: {e}");
+            warn_limited!(
+                inner.logs.serialise_failed,
+                "session {key}: cannot serialise: {e}"
+            );
             return;
         }
     };
@@ -134,14 +137,22 @@ fn store_new_session(
         single_use: inner.policy.is_single_use(protocol),
     };
     match inner.store.put(&key, &stored) {
-        Ok(()) => bump(&c.stored),
+        Ok(()) => {
+            bump(&c.stored);
+            if inner.decoded.is_on() {
+                // `to_owned` is SSL_SESSION_up_ref: the decoded map keeps
+                // its own reference (see `decoded`); OpenSSL still drops
+                // the callback's one when we return 0.
+                inner.decoded.insert(key, session.to_owned(), &stored);
+            }
+        }
         Err(StoreError::Oversize { size, limit }) => {
             bump(&c.oversize);
             log::info!("session {key}: store refused {size} bytes (limit {limit})");
         }
         Err(e) => {
             bump(&c.errors);
-            log::warn!("session {key}: not stored: {e}");
+            warn_limited!(inner.logs.put_failed, "session {key}: not stored: {e}");
         }
     }
 }
@@ -153,11 +164,15 @@ fn store_new_session(
 
 /// `SSL_SESSION *get_session_cb(SSL *ssl, const unsigned char *id, int len, int *copy)`.
 ///
-/// Ownership: a session we return was just decoded by `d2i_SSL_SESSION`
-/// and has exactly one reference, ours. We set `*copy = 0` so that OpenSSL
-/// does not take another one, and hand ours over (`into_ptr` forgets it on
-/// our side): OpenSSL frees the session when it is done with it. Every
-/// other path returns null and drops what it decoded.
+/// Ownership: a session we return carries one reference that is ours to
+/// give: either it was just decoded by `d2i_SSL_SESSION` (its only
+/// reference), or it comes from the decoded map — an extra reference taken
+/// for us with `SSL_SESSION_up_ref` (TLS 1.2: the map keeps its own and the
+/// object is shared, as OpenSSL's internal cache shares it), or the map's
+/// own reference when the entry was removed (a taken TLS 1.3 ticket). We
+/// set `*copy = 0` so that OpenSSL does not take another one, and hand ours
+/// over (forgotten on our side): OpenSSL drops it when it is done with the
+/// session. Every other path returns null and drops what it decoded.
 pub(crate) unsafe extern "C" fn get_session(
     ssl: *mut SSL,
     id: *const c_uchar,
@@ -183,10 +198,9 @@ unsafe fn on_get_session(
     len: c_int,
     copy: *mut c_int,
 ) -> *mut SSL_SESSION {
-    let Some(conn) = (unsafe { conn_state(ssl) }) else {
+    let Some(inner) = (unsafe { conn_inner(ssl) }) else {
         return ptr::null_mut();
     };
-    let inner = Arc::clone(&conn.inner);
     let c = &inner.counters;
     bump(&c.lookups);
     let id = match usize::try_from(len) {
@@ -204,9 +218,9 @@ unsafe fn on_get_session(
     // An async server may have fetched the session already (see `parked`).
     // SAFETY: `ssl` is live for the callback; a borrowed view, freed by no one.
     let parked = parked_lookup(unsafe { SslRef::from_ptr(ssl) }, id);
-    match lookup(&inner, id, tls13, parked) {
+    match lookup(inner, id, tls13, parked) {
         Some((session, created)) if !copy.is_null() => {
-            conn.authenticated = Some(created);
+            unsafe { exdata::set_authenticated(ssl, created) };
             bump(&c.hits);
             // SAFETY: `copy` is OpenSSL's out-parameter; see the ownership
             // note on `get_session`.
@@ -236,27 +250,46 @@ fn lookup(
     // A parked connection never reaches the store from here (it may be an
     // executor thread), not even to remove a bad entry.
     let from_store = matches!(parked, ParkedLookup::NotParked);
+    // Requirement 3: TLS 1.3 tickets are single use, across every server
+    // sharing the store, so the lookup itself removes the entry (a parked
+    // answer was fetched with `take` too).
+    let single_use = tls13 && inner.policy.single_use_tls13;
     let found = match parked {
         ParkedLookup::Answer(stored) => Ok(stored),
-        // Requirement 3: TLS 1.3 tickets are single use, across every server
-        // sharing the store, so the lookup itself removes the entry.
-        ParkedLookup::NotParked if tls13 && inner.policy.single_use_tls13 => inner.store.take(&key),
+        ParkedLookup::NotParked if single_use => inner.store.take(&key),
         ParkedLookup::NotParked => inner.store.get(&key),
     };
     let stored = match found {
         Ok(Some(stored)) => stored,
-        Ok(None) => return None,
+        Ok(None) => {
+            // The store is the source of truth: gone there, gone here.
+            inner.decoded.remove(&key);
+            return None;
+        }
         Err(e) => {
             bump(&c.errors);
-            log::warn!("session {key}: lookup failed, full handshake: {e}");
+            warn_limited!(
+                inner.logs.lookup_failed,
+                "session {key}: lookup failed, full handshake: {e}"
+            );
             return None;
         }
     };
+    // The store answered with bytes this process stored: hand out the
+    // session they were serialised from, kept decoded (its id and context
+    // were checked when it was stored), and skip d2i.
+    if let Some(session) = inner.decoded.hit(&key, &stored, single_use) {
+        bump(&c.decoded_hits);
+        return Some((session, stored.created));
+    }
     let session = match SslSession::from_der(&stored.der) {
         Ok(session) => session,
         Err(e) => {
             bump(&c.corrupt);
-            log::warn!("session {key}: stored bytes do not decode ({e}); removed");
+            warn_limited!(
+                inner.logs.bad_entry,
+                "session {key}: stored bytes do not decode ({e}); removed"
+            );
             if from_store {
                 let _ = inner.store.remove(&key);
             }
@@ -269,7 +302,10 @@ fn lookup(
     let context = unsafe { session_context(session.as_ptr()) };
     if session.id() != id || context != inner.context.as_bytes() {
         bump(&c.mismatched);
-        log::warn!("session {key}: stored session has another id or context; removed");
+        warn_limited!(
+            inner.logs.bad_entry,
+            "session {key}: stored session has another id or context; removed"
+        );
         if from_store {
             let _ = inner.store.remove(&key);
         }
@@ -313,12 +349,16 @@ unsafe fn on_remove_session(ctx: *mut SSL_CTX, sess: *mut SSL_SESSION) {
         return;
     }
     let key = SessionKey::new(inner.context, id);
+    inner.decoded.remove(&key);
     match inner.store.remove(&key) {
         Ok(true) => bump(&inner.counters.removed),
         Ok(false) => {}
         Err(e) => {
             bump(&inner.counters.errors);
-            log::warn!("session {key}: remove failed: {e}");
+            warn_limited!(
+                inner.logs.remove_failed,
+                "session {key}: remove failed: {e}"
+            );
         }
     }
 }
@@ -329,11 +369,16 @@ unsafe fn on_remove_session(ctx: *mut SSL_CTX, sess: *mut SSL_SESSION) {
 // OpenSSL would have called without us.
 
 /// `void info_callback(const SSL *ssl, int where, int ret)`.
+///
+/// OpenSSL calls it on every state change (~20 per handshake); all but two
+/// kinds of event go straight to the chained callback.
 pub(crate) unsafe extern "C" fn info(ssl: *const SSL, where_: c_int, ret: c_int) {
     let ssl_mut = ssl.cast_mut();
-    let outcome = catch_unwind(AssertUnwindSafe(|| unsafe { on_info(ssl_mut, where_) }));
-    if let Err(payload) = outcome {
-        unsafe { after_panic(ssl_mut, "info", payload, false) };
+    if where_ & (SSL_CB_HANDSHAKE_START | SSL_CB_HANDSHAKE_DONE) != 0 {
+        let outcome = catch_unwind(AssertUnwindSafe(|| unsafe { on_info(ssl_mut, where_) }));
+        if let Err(payload) = outcome {
+            unsafe { after_panic(ssl_mut, "info", payload, false) };
+        }
     }
     // SAFETY: a function pointer OpenSSL would have called with the same
     // arguments.
@@ -348,8 +393,7 @@ unsafe fn on_info(ssl: *mut SSL, where_: c_int) {
     if where_ & SSL_CB_HANDSHAKE_START != 0 {
         // Here SSL_get_SSL_CTX is still the session context: park the cache
         // on the connection before an SNI callback can switch contexts.
-        if let Some(conn) = unsafe { conn_state(ssl) } {
-            conn.counted = false;
+        if unsafe { exdata::start_handshake(ssl) } {
             // OpenSSL reads the info callback from the connection's current
             // context when the handshake is done; after an SNI switch that
             // is the new context's. A connection-level callback (ours, which
@@ -363,18 +407,27 @@ unsafe fn on_info(ssl: *mut SSL, where_: c_int) {
         }
     }
     if where_ & SSL_CB_HANDSHAKE_DONE != 0
-        && let Some(conn) = unsafe { conn_state(ssl) }
+        && let Some(inner) = unsafe { conn_inner(ssl) }
         // Once per handshake, even if OpenSSL reports "done" twice.
-        && !conn.counted
+        && unsafe { exdata::count_once(ssl) }
     {
-        conn.counted = true;
-        let c = &conn.inner.counters;
+        let c = &inner.counters;
         if unsafe { openssl_sys::SSL_session_reused(ssl) } == 1 {
             bump(&c.resumed);
         } else {
             bump(&c.full);
         }
     }
+}
+
+/// Whether some context had an info callback of its own when the cache was
+/// installed on it. Until one does, a context whose callback is ours chains
+/// to nothing, and [`next_info`] need not read the context's ex data.
+static ANY_PREVIOUS_INFO: AtomicBool = AtomicBool::new(false);
+
+/// Called by `install` when it chains an existing info callback.
+pub(crate) fn note_previous_info() {
+    ANY_PREVIOUS_INFO.store(true, Ordering::Release);
 }
 
 /// The info callback OpenSSL would call if ours were not there: the current
@@ -390,6 +443,9 @@ unsafe fn next_info(ssl: *mut SSL) -> Option<InfoCallback> {
     }
     let current = unsafe { ffi::SSL_CTX_get_info_callback(ctx) }?;
     if ptr::fn_addr_eq(current, info as InfoCallback) {
+        if !ANY_PREVIOUS_INFO.load(Ordering::Acquire) {
+            return None;
+        }
         unsafe { ctx_state(ctx) }.and_then(|state| state.previous_info)
     } else {
         Some(current)
@@ -419,8 +475,8 @@ unsafe fn session_context<'a>(sess: *const SSL_SESSION) -> &'a [u8] {
 /// `ssl` is the live connection OpenSSL passed.
 unsafe fn after_panic(ssl: *mut SSL, callback: &str, payload: Box<dyn Any + Send>, miss: bool) {
     let _ = catch_unwind(AssertUnwindSafe(|| {
-        let inner = unsafe { inner_for(ssl) };
-        report_panic(inner.as_deref(), callback, &*payload, miss);
+        let inner = unsafe { conn_inner(ssl) };
+        report_panic(inner, callback, &*payload, miss);
     }));
 }
 

@@ -5,27 +5,47 @@
 //!   free function for that index that drops the box when the `SSL_CTX` is
 //!   freed, after OpenSSL has flushed the context's sessions — so the
 //!   remove callback can still use it, and nothing leaks.
-//! * Each `SSL` gets a [`ConnState`] (another `Arc` of the cache plus
-//!   per-connection facts) parked in its ex data when its handshake starts,
-//!   while `SSL_get_SSL_CTX` still returns the context the connection was
-//!   made from (the session context). An SNI callback may later switch the
-//!   connection to another `SSL_CTX` without the cache (`SSL_set_SSL_CTX`);
-//!   OpenSSL keeps calling the session context's callbacks, and they find
-//!   the cache through the `SSL`, not through its current context.
+//! * Each `SSL` gets the cache parked in its ex data when its handshake
+//!   starts, while `SSL_get_SSL_CTX` still returns the context the
+//!   connection was made from (the session context). An SNI callback may
+//!   later switch the connection to another `SSL_CTX` without the cache
+//!   (`SSL_set_SSL_CTX`); OpenSSL keeps calling the session context's
+//!   callbacks, and they find the cache through the `SSL`, not through its
+//!   current context.
+//!
+//! The connection's two slots are raw ex-data indices of our own, not
+//! rust-openssl's boxed ones, so parking costs no allocation (it was a
+//! `Box` per handshake, allocated at its start and freed in `SSL_free`):
+//!
+//! * **cache slot**: a pointer made by `Arc::into_raw` — one strong
+//!   reference to the cache, owned by the `SSL`. Our free function (run by
+//!   `SSL_free` → `CRYPTO_free_ex_data`) gives it back with
+//!   `Arc::from_raw`. An `Arc` and not a borrowed pointer to the session
+//!   context's [`CtxState`]: the context current at handshake start is the
+//!   session context (which the `SSL` keeps alive) unless the application
+//!   switched contexts before the handshake, and then only the reference
+//!   keeps the cache alive. Like rust-openssl's own ex data, the slot is
+//!   not duplicated by `SSL_dup` (rust-openssl does not expose it).
+//! * **facts slot**: an integer stored in the pointer (never dereferenced,
+//!   nothing to free): bit 0 "this handshake was counted", the other bits
+//!   the time the resumed session was first authenticated, plus one (0:
+//!   none).
 //!
 //! Why not an `SSL` ex-data `new_func`, which would run inside `SSL_new`?
 //! In OpenSSL 3.0 `SSL_new` sets `s->ctx` before `CRYPTO_new_ex_data`, but
 //! from 3.2 on (`ossl_ssl_init`) the ex data is created *before*
 //! `ssl->ctx = ctx`, so a `new_func` cannot find the context there.
 
+use std::ffi::{c_int, c_long, c_void};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::ptr;
 use std::sync::Arc;
 
-use foreign_types::ForeignTypeRef;
 use once_cell::sync::Lazy;
 use openssl::error::ErrorStack;
 use openssl::ex_data::Index;
-use openssl::ssl::{Ssl, SslContext, SslRef};
-use openssl_sys::{SSL, SSL_CTX};
+use openssl::ssl::SslContext;
+use openssl_sys::{CRYPTO_EX_DATA, SSL, SSL_CTX};
 use tls_session_cache::UnixTime;
 
 use crate::cache::Inner;
@@ -39,29 +59,64 @@ pub(crate) struct CtxState {
     pub previous_info: Option<InfoCallback>,
 }
 
-/// What a connection of such a context holds.
-pub(crate) struct ConnState {
-    /// The cache of the connection's session context.
-    pub inner: Arc<Inner>,
-    /// When the session this connection resumed was first authenticated
-    /// (its stored `created`), set by the get callback.
-    pub authenticated: Option<UnixTime>,
-    /// The current handshake has been counted as resumed or full.
-    pub counted: bool,
-}
-
 static CTX_INDEX: Lazy<Result<Index<SslContext, CtxState>, ErrorStack>> =
     Lazy::new(SslContext::new_ex_index);
-static CONN_INDEX: Lazy<Result<Index<Ssl, ConnState>, ErrorStack>> = Lazy::new(Ssl::new_ex_index);
+
+/// The raw `SSL` ex-data indices of a connection's cache and facts.
+#[derive(Clone, Copy)]
+pub(crate) struct ConnIndices {
+    cache: c_int,
+    facts: c_int,
+}
+
+static CONN_INDICES: Lazy<Result<ConnIndices, ErrorStack>> = Lazy::new(|| {
+    // SAFETY: registers indices; `free_cache` matches CRYPTO_EX_free. No
+    // new or dup functions: a slot starts null.
+    let cache = unsafe {
+        openssl_sys::SSL_get_ex_new_index(0, ptr::null_mut(), None, None, Some(free_cache))
+    };
+    let facts = unsafe { openssl_sys::SSL_get_ex_new_index(0, ptr::null_mut(), None, None, None) };
+    if cache < 0 || facts < 0 {
+        return Err(ErrorStack::get());
+    }
+    Ok(ConnIndices { cache, facts })
+});
 
 /// The `SSL_CTX` ex-data index of [`CtxState`].
 pub(crate) fn ctx_index() -> Result<Index<SslContext, CtxState>, ErrorStack> {
-    CTX_INDEX.clone()
+    match &*CTX_INDEX {
+        Ok(index) => Ok(*index),
+        Err(e) => Err(e.clone()),
+    }
 }
 
-/// The `SSL` ex-data index of [`ConnState`].
-pub(crate) fn conn_index() -> Result<Index<Ssl, ConnState>, ErrorStack> {
-    CONN_INDEX.clone()
+/// The connection's ex-data indices.
+pub(crate) fn conn_indices() -> Result<ConnIndices, ErrorStack> {
+    match &*CONN_INDICES {
+        Ok(indices) => Ok(*indices),
+        Err(e) => Err(e.clone()),
+    }
+}
+
+/// `CRYPTO_EX_free` of the cache slot: gives back the slot's reference.
+unsafe extern "C" fn free_cache(
+    _parent: *mut c_void,
+    ptr: *mut c_void,
+    _ad: *mut CRYPTO_EX_DATA,
+    _idx: c_int,
+    _argl: c_long,
+    _argp: *mut c_void,
+) {
+    if ptr.is_null() {
+        return;
+    }
+    // SAFETY: a non-null value in this slot is always a pointer made by
+    // `Arc::into_raw` in `park`, whose reference the slot owns; SSL_free
+    // calls this once. Dropping the last reference drops the store, which
+    // must not unwind into OpenSSL.
+    let _ = catch_unwind(AssertUnwindSafe(|| unsafe {
+        drop(Arc::from_raw(ptr as *const Inner));
+    }));
 }
 
 /// The cache state of a context, if the cache is installed on it.
@@ -69,7 +124,9 @@ pub(crate) fn conn_index() -> Result<Index<Ssl, ConnState>, ErrorStack> {
 /// # Safety
 /// `ctx` is null or a live `SSL_CTX`; the reference must not outlive it.
 pub(crate) unsafe fn ctx_state<'a>(ctx: *const SSL_CTX) -> Option<&'a CtxState> {
-    let Ok(index) = ctx_index() else { return None };
+    let Ok(index) = &*CTX_INDEX else {
+        return None;
+    };
     if ctx.is_null() {
         return None;
     }
@@ -82,45 +139,118 @@ pub(crate) unsafe fn ctx_state<'a>(ctx: *const SSL_CTX) -> Option<&'a CtxState> 
     }
 }
 
-/// The connection's state, parking one first if there is none and the
-/// connection's current context has the cache installed.
+/// The cache parked on the connection; if none is, parks the one of the
+/// connection's current context (if it has one) first.
 ///
 /// # Safety
-/// `ssl` is a live `SSL` used by this thread only (OpenSSL calls our
-/// callbacks from the thread driving the connection); the reference must
-/// not outlive the callback.
-pub(crate) unsafe fn conn_state<'a>(ssl: *mut SSL) -> Option<&'a mut ConnState> {
-    let index = conn_index().ok()?;
+/// `ssl` is null or a live `SSL`; the reference must not outlive the
+/// callback it is used in (the `SSL` holds the reference behind it until
+/// `SSL_free`).
+pub(crate) unsafe fn conn_inner<'a>(ssl: *mut SSL) -> Option<&'a Inner> {
+    let indices = conn_indices().ok()?;
     if ssl.is_null() {
         return None;
     }
-    // SAFETY: `ssl` is live (caller); SslRef is a borrowed view, nothing is
-    // freed when it goes out of scope.
-    let ssl_ref = unsafe { SslRef::from_ptr_mut(ssl) };
-    if ssl_ref.ex_data(index).is_none() {
-        // SAFETY: SSL_get_SSL_CTX returns the connection's current context,
-        // kept alive by the connection's own reference to it.
-        let ctx = unsafe { openssl_sys::SSL_get_SSL_CTX(ssl) };
-        let state = unsafe { ctx_state(ctx) }?;
-        // rust-openssl boxes the value; the index's free function drops the
-        // box (and our Arc) when the SSL is freed.
-        ssl_ref.set_ex_data(
-            index,
-            ConnState {
-                inner: Arc::clone(&state.inner),
-                authenticated: None,
-                counted: false,
-            },
-        );
+    // SAFETY: `ssl` is live; the slot holds null or an `Arc::into_raw`
+    // pointer owned by the SSL (see the module note).
+    let data = unsafe { openssl_sys::SSL_get_ex_data(ssl, indices.cache) } as *const Inner;
+    if let Some(inner) = unsafe { data.as_ref() } {
+        return Some(inner);
     }
-    ssl_ref.ex_data_mut(index)
+    unsafe { park(ssl, indices) }
 }
 
-/// The cache serving this connection: the one parked on the connection, or
-/// else the one of its current context.
+/// Parks the cache of the connection's current context on it.
 ///
 /// # Safety
-/// As [`conn_state`].
-pub(crate) unsafe fn inner_for(ssl: *mut SSL) -> Option<Arc<Inner>> {
-    unsafe { conn_state(ssl) }.map(|c| Arc::clone(&c.inner))
+/// `ssl` is a live `SSL` whose cache slot is empty.
+unsafe fn park<'a>(ssl: *mut SSL, indices: ConnIndices) -> Option<&'a Inner> {
+    // SAFETY: SSL_get_SSL_CTX returns the connection's current context,
+    // kept alive by the connection's own reference to it.
+    let ctx = unsafe { openssl_sys::SSL_get_SSL_CTX(ssl) };
+    let state = unsafe { ctx_state(ctx) }?;
+    // One strong reference, owned by the slot from here on.
+    let raw = Arc::into_raw(Arc::clone(&state.inner));
+    // SAFETY: `ssl` is live; the index is ours.
+    if unsafe { openssl_sys::SSL_set_ex_data(ssl, indices.cache, raw as *mut c_void) } != 1 {
+        // Not stored (out of memory): take the reference back.
+        drop(unsafe { Arc::from_raw(raw) });
+        return None;
+    }
+    // SAFETY: the slot's reference keeps it alive as long as the SSL.
+    unsafe { raw.as_ref() }
+}
+
+/// Parks the cache on a connection whose handshake starts (see the module
+/// note) and clears its "counted" bit; false if the connection's context
+/// has no cache.
+///
+/// # Safety
+/// `ssl` is a live `SSL`.
+pub(crate) unsafe fn start_handshake(ssl: *mut SSL) -> bool {
+    if unsafe { conn_inner(ssl) }.is_none() {
+        return false;
+    }
+    let facts = unsafe { facts(ssl) };
+    unsafe { set_facts(ssl, facts & !COUNTED) };
+    true
+}
+
+const COUNTED: usize = 1;
+
+/// # Safety
+/// `ssl` is a live `SSL`.
+unsafe fn facts(ssl: *mut SSL) -> usize {
+    match conn_indices() {
+        // SAFETY: the slot holds an integer (see the module note).
+        Ok(i) => unsafe { openssl_sys::SSL_get_ex_data(ssl, i.facts) }.addr(),
+        Err(_) => 0,
+    }
+}
+
+/// # Safety
+/// `ssl` is a live `SSL`.
+unsafe fn set_facts(ssl: *mut SSL, facts: usize) {
+    if let Ok(i) = conn_indices() {
+        // An integer, not a pointer: nothing owns or frees it. A failed
+        // store (out of memory) loses the fact, no more.
+        // SAFETY: `ssl` is live; the index is ours.
+        unsafe { openssl_sys::SSL_set_ex_data(ssl, i.facts, ptr::without_provenance_mut(facts)) };
+    }
+}
+
+/// When the session this connection resumed was first authenticated (its
+/// stored `created`), as set by the get callback.
+///
+/// # Safety
+/// `ssl` is a live `SSL`.
+pub(crate) unsafe fn authenticated(ssl: *mut SSL) -> Option<UnixTime> {
+    let t = unsafe { facts(ssl) } >> 1;
+    (t != 0).then(|| (t - 1) as UnixTime)
+}
+
+/// Records when the session being resumed was first authenticated.
+///
+/// # Safety
+/// `ssl` is a live `SSL`.
+pub(crate) unsafe fn set_authenticated(ssl: *mut SSL, t: UnixTime) {
+    // Unix seconds fit 62 bits for billions of years; saturate anyway.
+    let t = usize::try_from(t)
+        .unwrap_or(usize::MAX >> 2)
+        .min(usize::MAX >> 2);
+    let counted = unsafe { facts(ssl) } & COUNTED;
+    unsafe { set_facts(ssl, ((t + 1) << 1) | counted) };
+}
+
+/// Marks the current handshake as counted; false if it already was.
+///
+/// # Safety
+/// `ssl` is a live `SSL`.
+pub(crate) unsafe fn count_once(ssl: *mut SSL) -> bool {
+    let facts = unsafe { facts(ssl) };
+    if facts & COUNTED != 0 {
+        return false;
+    }
+    unsafe { set_facts(ssl, facts | COUNTED) };
+    true
 }

@@ -24,3 +24,9 @@ unsafe extern "C" {
     pub fn SSL_CTX_set_timeout(ctx: *mut SSL_CTX, t: c_long) -> c_long;
     pub fn SSL_SESSION_get0_id_context(s: *const SSL_SESSION, len: *mut c_uint) -> *const c_uchar;
 }
+
+#[cfg(test)]
+unsafe extern "C" {
+    pub fn SSL_SESSION_new() -> *mut SSL_SESSION;
+    pub fn SSL_SESSION_set1_id(s: *mut SSL_SESSION, sid: *const c_uchar, len: c_uint) -> c_int;
+}

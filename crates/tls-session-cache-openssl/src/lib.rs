@@ -28,7 +28,9 @@
 //! * TLS 1.3 resumes through stateful tickets (`SSL_OP_NO_TICKET`), each
 //!   looked up with `take`, so a ticket resumes once, fleet-wide;
 //! * stored bytes are decoded and checked (id and context) before OpenSSL
-//!   sees them; corrupt entries are removed;
+//!   sees them; corrupt entries are removed; recently stored sessions are
+//!   kept decoded, so a local hit costs no decode (the store still decides
+//!   whether the session may resume);
 //! * no callback unwinds into C: a panicking store is a counted miss;
 //! * it keeps working after an SNI callback moves a connection to another
 //!   `SslContext`.
@@ -37,8 +39,10 @@
 //! |---|---|
 //! | [`cache`] | [`SessionCache`], [`SessionCacheBuilder`], `install` |
 //! | `callbacks` | the `extern "C"` new / get / remove / info callbacks |
+//! | `decoded` | recently stored sessions kept decoded (no `d2i` on a local hit) |
 //! | `exdata` | where the cache hangs off `SSL_CTX` and `SSL` |
 //! | [`parked`] | sessions fetched before OpenSSL asks (async servers) |
+//! | `ratelimit` | at most one per-handshake warning per second per kind |
 //! | [`stats`] | [`CacheStats`] |
 //! | [`error`] | [`Error`] |
 //! | [`selfsigned`] | [`self_signed_localhost`] for tests and trials |
@@ -52,10 +56,12 @@
 
 pub mod cache;
 mod callbacks;
+mod decoded;
 pub mod error;
 mod exdata;
 mod ffi;
 pub mod parked;
+mod ratelimit;
 pub mod selfsigned;
 pub mod stats;
 

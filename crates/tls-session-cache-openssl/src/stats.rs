@@ -39,6 +39,11 @@ pub struct CacheStats {
     pub errors: u64,
     /// Panics caught in a callback (treated as a miss).
     pub panics: u64,
+    /// Hits answered with a session kept decoded in this process (no
+    /// `d2i_SSL_SESSION`); included in `hits`.
+    pub decoded_hits: u64,
+    /// Sessions kept decoded now.
+    pub decoded_entries: u64,
 }
 
 impl CacheStats {
@@ -50,6 +55,7 @@ impl CacheStats {
                 "{{\"resumed\":{},\"full\":{},\"lookups\":{},\"hits\":{},\"misses\":{},",
                 "\"stored\":{},\"skipped\":{},\"oversize\":{},\"corrupt\":{},\"mismatched\":{},",
                 "\"invalid_id\":{},\"removed\":{},\"errors\":{},\"panics\":{},",
+                "\"decoded_hits\":{},\"decoded_entries\":{},",
                 "\"store\":{{\"hits\":{},\"misses\":{},\"inserts\":{},\"evictions\":{},",
                 "\"expirations\":{},\"oversize\":{},\"removals\":{},\"errors\":{},",
                 "\"entries\":{},\"bytes\":{}}}}}"
@@ -68,6 +74,8 @@ impl CacheStats {
             self.removed,
             self.errors,
             self.panics,
+            self.decoded_hits,
+            self.decoded_entries,
             s.hits,
             s.misses,
             s.inserts,
@@ -99,6 +107,7 @@ pub(crate) struct Counters {
     pub removed: AtomicU64,
     pub errors: AtomicU64,
     pub panics: AtomicU64,
+    pub decoded_hits: AtomicU64,
 }
 
 /// Adds one to a counter.
@@ -107,7 +116,7 @@ pub(crate) fn bump(c: &AtomicU64) {
 }
 
 impl Counters {
-    pub fn snapshot(&self, store: StoreStats) -> CacheStats {
+    pub fn snapshot(&self, store: StoreStats, decoded_entries: u64) -> CacheStats {
         let r = |c: &AtomicU64| c.load(Ordering::Relaxed);
         CacheStats {
             store,
@@ -125,6 +134,8 @@ impl Counters {
             removed: r(&self.removed),
             errors: r(&self.errors),
             panics: r(&self.panics),
+            decoded_hits: r(&self.decoded_hits),
+            decoded_entries,
         }
     }
 }
@@ -145,6 +156,6 @@ mod tests {
         assert!(json.contains("\"panics\":7,"), "{json}");
         assert!(json.contains("\"store\":{\"hits\":0,"), "{json}");
         assert!(json.ends_with("\"bytes\":0}}"), "{json}");
-        assert_eq!(json.matches(':').count(), 25, "{json}");
+        assert_eq!(json.matches(':').count(), 27, "{json}");
     }
 }

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use openssl::pkey::{PKey, Private};
 use openssl::ssl::{
-    Ssl, SslContext, SslContextBuilder, SslMethod, SslSession, SslSessionCacheMode, SslVerifyMode,
-    SslVersion,
+    Ssl, SslContext, SslContextBuilder, SslMethod, SslSession, SslSessionCacheMode, SslSessionRef,
+    SslVerifyMode, SslVersion,
 };
 use openssl::x509::X509;
 
@@ -49,6 +49,9 @@ pub struct Accepted {
     pub resumed: bool,
     pub version: &'static str,
     pub peer_subject: Option<Vec<u8>>,
+    /// The id and master key of the connection's session at the end.
+    pub session_id: Vec<u8>,
+    pub master_key: Vec<u8>,
 }
 
 /// A server thread accepting connections one after another on 127.0.0.1.
@@ -125,7 +128,21 @@ fn serve(ctx: &SslContext, stream: TcpStream) -> Result<Accepted, String> {
             .ssl()
             .peer_certificate()
             .map(|c| c.subject_name().to_der().unwrap()),
+        session_id: tls
+            .ssl()
+            .session()
+            .map(|s| s.id().to_vec())
+            .unwrap_or_default(),
+        master_key: tls.ssl().session().map(master_key).unwrap_or_default(),
     })
+}
+
+/// A session's master key.
+pub fn master_key(session: &SslSessionRef) -> Vec<u8> {
+    let mut key = vec![0; session.master_key_len()];
+    let n = session.master_key(&mut key);
+    key.truncate(n);
+    key
 }
 
 /// A client that pins one TLS version and captures the sessions the server
