@@ -4,12 +4,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::error::BenchError;
+use crate::load::LoadConfig;
 use crate::setup::{Config, Proto};
 
 /// How to call the benchmark.
 pub const USAGE: &str = "\
 usage: handshake-bench [--seconds S] [--rounds N] [--json FILE] [--svg FILE]
                        [--pool N] [--config C,...] [--protocol 1.2|1.3] [--no-extras]
+                       [--load] [--concurrency N] [--server-threads K] [--redis-delay-ms MS]
 
   --seconds S     seconds per configuration per round (default 1)
   --rounds N      interleaved rounds (default 9, at least 1)
@@ -17,8 +19,17 @@ usage: handshake-bench [--seconds S] [--rounds N] [--json FILE] [--svg FILE]
   --svg FILE      write a bar chart of handshakes/s
   --pool N        sessions (TLS 1.2) / tickets (TLS 1.3) the client cycles through (default 32)
   --config C,...  only these of full,internal,memory,tiered,redis (for profiling)
+                  and of the load group blocking-redis,async-redis,blocking-redis-slow,
+                  async-redis-slow (`load` = all four)
   --protocol P    only TLS 1.2 or only TLS 1.3 (for profiling)
-  --no-extras     skip the lookup-cost and bytes-per-session measurements";
+  --no-extras     skip the lookup-cost and bytes-per-session measurements
+
+concurrent load (blocking callback vs async lookup on Redis; not in the default run):
+  --load          add the four load configurations to the run (~75 s more by default)
+  --concurrency N simultaneous client connections (default 16)
+  --server-threads K  threads of the blocking server = tokio workers of the async one (default 2)
+  --redis-delay-ms MS delay added to every Redis reply in the -slow configurations (default 1)
+  the pool per client is ceil(--pool / --concurrency) sessions";
 
 /// Parsed arguments.
 #[derive(Debug, Clone)]
@@ -39,6 +50,14 @@ pub struct Args {
     pub protocols: Vec<Proto>,
     /// Measure lookup cost and bytes per session too.
     pub extras: bool,
+    /// Load-group configurations measured (none by default).
+    pub load: Vec<LoadConfig>,
+    /// Simultaneous client connections of the load group.
+    pub concurrency: usize,
+    /// Server threads of the load group.
+    pub server_threads: usize,
+    /// Delay added to Redis replies in the `-slow` load configurations.
+    pub redis_delay: Duration,
 }
 
 impl Args {
@@ -53,7 +72,12 @@ impl Args {
             configs: Config::ALL.to_vec(),
             protocols: Proto::ALL.to_vec(),
             extras: true,
+            load: Vec::new(),
+            concurrency: 16,
+            server_threads: 2,
+            redis_delay: Duration::from_millis(1),
         };
+        let mut load_flag = false;
         let mut it = args.into_iter();
         while let Some(arg) = it.next() {
             let (name, inline) = match arg.split_once('=') {
@@ -96,15 +120,29 @@ impl Args {
                 "--svg" => a.svg = Some(PathBuf::from(value()?)),
                 "--config" | "--configs" => {
                     let v = value()?;
-                    let mut configs = Vec::new();
+                    let (mut configs, mut load) = (Vec::new(), Vec::new());
                     for name in v.split(',') {
-                        let c = Config::from_name(name)
-                            .ok_or_else(|| BenchError::Usage(format!("unknown config {name}")))?;
-                        if !configs.contains(&c) {
-                            configs.push(c);
+                        let loads = match (name, LoadConfig::from_name(name)) {
+                            ("load", _) => LoadConfig::ALL.to_vec(),
+                            (_, Some(l)) => vec![l],
+                            (_, None) => Vec::new(),
+                        };
+                        if loads.is_empty() {
+                            let c = Config::from_name(name).ok_or_else(|| {
+                                BenchError::Usage(format!("unknown config {name}"))
+                            })?;
+                            if !configs.contains(&c) {
+                                configs.push(c);
+                            }
+                        }
+                        for l in loads {
+                            if !load.contains(&l) {
+                                load.push(l);
+                            }
                         }
                     }
                     a.configs = configs;
+                    a.load = load;
                 }
                 "--protocol" => {
                     let v = value()?;
@@ -115,11 +153,53 @@ impl Args {
                     }];
                 }
                 "--no-extras" => a.extras = false,
+                "--load" => load_flag = true,
+                "--concurrency" => {
+                    let v = value()?;
+                    a.concurrency = v
+                        .parse()
+                        .ok()
+                        .filter(|n| (1..=512).contains(n))
+                        .ok_or_else(|| BenchError::Usage(format!("bad --concurrency {v}")))?;
+                }
+                "--server-threads" => {
+                    let v = value()?;
+                    a.server_threads = v
+                        .parse()
+                        .ok()
+                        .filter(|n| (1..=64).contains(n))
+                        .ok_or_else(|| BenchError::Usage(format!("bad --server-threads {v}")))?;
+                }
+                "--redis-delay-ms" => {
+                    let v = value()?;
+                    let ms: f64 = v
+                        .parse()
+                        .ok()
+                        .filter(|s: &f64| s.is_finite() && *s >= 0.0 && *s <= 1000.0)
+                        .ok_or_else(|| BenchError::Usage(format!("bad --redis-delay-ms {v}")))?;
+                    a.redis_delay = Duration::from_secs_f64(ms / 1e3);
+                }
                 "-h" | "--help" => return Err(BenchError::Usage("help".into())),
                 other => return Err(BenchError::Usage(format!("unknown argument {other}"))),
             }
         }
+        if load_flag {
+            for l in LoadConfig::ALL {
+                if !a.load.contains(&l) {
+                    a.load.push(l);
+                }
+            }
+        }
+        if a.configs.is_empty() && a.load.is_empty() {
+            return Err(BenchError::Usage("no configuration selected".into()));
+        }
         Ok(a)
+    }
+
+    /// Sessions (or tickets) per client slot of the load group: the
+    /// sequential pool spread over the slots, at least one each.
+    pub fn pool_per_client(&self) -> usize {
+        self.pool.div_ceil(self.concurrency).max(1)
     }
 }
 
@@ -146,6 +226,36 @@ mod tests {
         let a = parse("--config memory,internal --protocol 1.3").unwrap();
         assert_eq!(a.configs, vec![Config::Memory, Config::Internal]);
         assert_eq!(a.protocols, vec![Proto::Tls13]);
+        assert!(a.load.is_empty());
+    }
+
+    #[test]
+    fn load_group_flags() {
+        let a = parse("").unwrap();
+        assert!(
+            a.load.is_empty(),
+            "the load group is not in the default run"
+        );
+        assert_eq!((a.concurrency, a.server_threads), (16, 2));
+        assert_eq!(a.redis_delay, Duration::from_millis(1));
+        assert_eq!(a.pool_per_client(), 2);
+        let a = parse("--load").unwrap();
+        assert_eq!((a.configs.len(), a.load.len()), (5, 4));
+        let a =
+            parse("--config load --concurrency 4 --server-threads 3 --redis-delay-ms 2.5").unwrap();
+        assert!(a.configs.is_empty());
+        assert_eq!(a.load, LoadConfig::ALL.to_vec());
+        assert_eq!((a.concurrency, a.server_threads), (4, 3));
+        assert_eq!(a.redis_delay, Duration::from_micros(2500));
+        assert_eq!(a.pool_per_client(), 8);
+        let a = parse("--config memory,async-redis,blocking-redis").unwrap();
+        assert_eq!(a.configs, vec![Config::Memory]);
+        assert_eq!(
+            a.load,
+            vec![LoadConfig::AsyncRedis, LoadConfig::BlockingRedis]
+        );
+        let a = parse("--load --config internal").unwrap();
+        assert_eq!((a.configs.len(), a.load.len()), (1, 4));
     }
 
     #[test]
@@ -156,6 +266,10 @@ mod tests {
             "--seconds",
             "--config foo",
             "--bogus",
+            "--concurrency 0",
+            "--server-threads 0",
+            "--redis-delay-ms -1",
+            "--config ,",
         ] {
             assert!(matches!(parse(bad), Err(BenchError::Usage(_))), "{bad}");
         }

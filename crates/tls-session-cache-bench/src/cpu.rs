@@ -23,7 +23,20 @@ impl ThreadClock {
         Ok(ThreadClock(id))
     }
 
-    /// The calling thread's clock.
+    /// The calling thread's clock, readable from any thread of the
+    /// process while the calling thread runs.
+    pub fn of_current_thread() -> io::Result<ThreadClock> {
+        let mut id: libc::clockid_t = 0;
+        // SAFETY: pthread_self() is the live calling thread; `id` is a
+        // valid out-pointer.
+        let rc = unsafe { libc::pthread_getcpuclockid(libc::pthread_self(), &mut id) };
+        if rc != 0 {
+            return Err(io::Error::from_raw_os_error(rc));
+        }
+        Ok(ThreadClock(id))
+    }
+
+    /// The calling thread's clock (valid only when read by that thread).
     pub fn current() -> ThreadClock {
         ThreadClock(libc::CLOCK_THREAD_CPUTIME_ID)
     }

@@ -26,6 +26,9 @@ pub enum BenchError {
     /// The session cache could not be built or installed.
     #[error("session cache: {0}")]
     Cache(#[from] tls_session_cache_openssl::Error),
+    /// The async session cache could not be built or installed.
+    #[error("async session cache: {0}")]
+    AsyncCache(#[from] tls_session_cache_tokio::Error),
     /// A client handshake failed.
     #[error("handshake: {0}")]
     Handshake(String),

@@ -25,6 +25,10 @@
 //! | `harvest` | real server-side session DER |
 //! | `lookup` | cost of store get/take/put, d2i, i2d |
 //! | `memory`, `alloc` | bytes per stored session (counting allocator) |
+//! | `load` | the concurrent-load group: blocking callback vs async lookup on Redis |
+//!
+//! The load group (`--load`, `--config load`) has its own placement: see
+//! the `load` module.
 #![warn(missing_docs)]
 
 mod alloc;
@@ -33,6 +37,7 @@ mod client;
 mod cpu;
 mod error;
 mod harvest;
+mod load;
 mod lookup;
 mod memory;
 mod report;
@@ -50,9 +55,10 @@ use tls_session_cache_testkit::RedisServer;
 use crate::args::Args;
 use crate::client::Client;
 use crate::error::BenchError;
+use crate::load::{LoadRun, LoadSettings};
 use crate::run::Target;
 use crate::setup::{Identity, Proto};
-use crate::summary::Series;
+use crate::summary::{Row, Series};
 
 #[global_allocator]
 static GLOBAL: alloc::Counting = alloc::Counting;
@@ -114,6 +120,16 @@ fn environment(args: &Args) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// The load group's settings.
+fn load_settings(args: &Args) -> LoadSettings {
+    LoadSettings {
+        concurrency: args.concurrency,
+        server_threads: args.server_threads,
+        redis_delay: args.redis_delay,
+        pool_per_client: args.pool_per_client(),
+    }
+}
+
 fn bench(args: &Args) -> Result<u64, BenchError> {
     let mut env = environment(args);
     let load_start = cpu::load_average();
@@ -130,7 +146,7 @@ fn bench(args: &Args) -> Result<u64, BenchError> {
     let (cert, key) = tls_session_cache_openssl::self_signed_localhost()?;
     let id = Identity { cert, key };
 
-    let redis = if args.configs.iter().any(|c| c.needs_redis()) {
+    let redis = if args.configs.iter().any(|c| c.needs_redis()) || !args.load.is_empty() {
         Some(RedisServer::start()?)
     } else {
         None
@@ -141,9 +157,136 @@ fn bench(args: &Args) -> Result<u64, BenchError> {
         println!("redis-server at {url} (pid {redis_pid:?})");
     }
 
+    let rows = if args.configs.is_empty() {
+        Vec::new()
+    } else {
+        sequential(args, &id, redis_url.as_deref(), redis_pid)?
+    };
+    let mut errors: u64 = rows.iter().map(|r| r.errors).sum();
+    let load_rows = match &redis {
+        Some(server) if !args.load.is_empty() => {
+            let redis_addr = server
+                .addr()
+                .parse()
+                .map_err(|e| BenchError::Verification(format!("redis address: {e}")))?;
+            let settings = load_settings(args);
+            env.push(("load_concurrency", settings.concurrency.to_string()));
+            env.push(("load_server_threads", settings.server_threads.to_string()));
+            env.push((
+                "load_redis_delay_ms",
+                format!("{}", settings.redis_delay.as_secs_f64() * 1e3),
+            ));
+            env.push(("load_pool_per_client", settings.pool_per_client.to_string()));
+            load::run(&LoadRun {
+                configs: &args.load,
+                protocols: &args.protocols,
+                settings,
+                seconds: args.seconds,
+                rounds: args.rounds,
+                id: &id,
+                redis_addr,
+                redis_pid,
+            })?
+        }
+        _ => Vec::new(),
+    };
+    errors += load_rows.iter().map(|r| r.errors).sum::<u64>();
+    let load_end = cpu::load_average();
+    env.push(("load_average_start", load_start.clone()));
+    env.push(("load_average_end", load_end.clone()));
+
+    let (mut lookups, mut memory) = (Vec::new(), Vec::new());
+    if args.extras {
+        let h = harvest::harvest(&id)?;
+        let sizes: Vec<String> = h
+            .sizes
+            .iter()
+            .map(|(p, n)| format!("{} {n} B", p.as_str()))
+            .collect();
+        println!(
+            "server-side session DER from real handshakes: {}",
+            sizes.join(", ")
+        );
+        for &p in &Proto::ALL {
+            lookups.push(lookup::measure(&h, p)?);
+        }
+        for &p in &Proto::ALL {
+            for n in [100_000, 1_000_000] {
+                memory.push(memory::measure(&h, p, n)?);
+            }
+        }
+    }
+
+    if !rows.is_empty() {
+        println!();
+        print!("{}", report::table(&rows));
+        println!(
+            "hs/s: median over rounds; p50/p99: client-observed, connect → first byte, all handshakes;\n\
+             srv/cli µs/hs: CPU of the server / client thread per connection; redis µs: redis-server CPU per connection;\n\
+             ratio, cpu×, vs mem: median over rounds of (this / internal), (its server CPU / internal's), (this / memory), paired by round."
+        );
+    }
+    if !load_rows.is_empty() {
+        println!(
+            "\nconcurrent load: {} client connections at once, servers with {} threads, -slow: Redis replies +{:.2} ms",
+            args.concurrency,
+            args.server_threads,
+            args.redis_delay.as_secs_f64() * 1e3
+        );
+        print!("{}", report::load_table(&load_rows));
+        println!(
+            "hs/s: median over rounds of resumed handshakes/s of all clients together; p50/p99: client-observed, all handshakes;\n\
+             srv µs/hs: CPU of all the server's threads per connection; cli µs/hs: of all client threads;\n\
+             vs block, cpu×: median over rounds of (this / the blocking server on the same Redis), hs/s and server CPU, paired by round."
+        );
+    }
+    if !lookups.is_empty() {
+        println!("\nexternal lookup cost (ns per operation, one thread):");
+        print!("{}", report::lookup_table(&lookups));
+        println!("added ns: TLS 1.2 get + d2i; TLS 1.3 take + put + d2i + i2d (per resumption).");
+    }
+    if !memory.is_empty() {
+        println!("\nMemoryStore bytes per session (counting allocator):");
+        print!("{}", report::memory_table(&memory));
+        println!(
+            "malloc: requested bytes rounded to glibc chunks; overhead: malloc − DER (the 32-byte id included)."
+        );
+    }
+
+    if let Some(path) = &args.json {
+        std::fs::write(
+            path,
+            report::json(&rows, &load_rows, &lookups, &memory, &env),
+        )?;
+        println!("\nwrote {}", path.display());
+    }
+    if let (Some(path), false) = (&args.svg, rows.is_empty()) {
+        let title = format!(
+            "{} × {} CPUs, {}, {} rounds × {:.1} s, load {load_end}",
+            env[0].1,
+            env[1].1,
+            env[3].1,
+            args.rounds,
+            args.seconds.as_secs_f64()
+        );
+        std::fs::write(path, svg::chart(&rows, &title))?;
+        println!("wrote {}", path.display());
+    }
+    drop(redis);
+    Ok(errors)
+}
+
+/// The sequential group: one client, interleaved rounds of every protocol
+/// × configuration of `args.configs`.
+fn sequential(
+    args: &Args,
+    id: &Identity,
+    redis_url: Option<&str>,
+    redis_pid: Option<u32>,
+) -> Result<Vec<Row>, BenchError> {
     let mut targets = Vec::new();
     for &config in &args.configs {
-        let (server, cache) = setup::start(config, &id, redis_url.as_deref())?;
+        let (server, cache) = setup::start(config, id, redis_url)?;
         targets.push(Target {
             config,
             server,
@@ -233,76 +376,12 @@ fn bench(args: &Args) -> Result<u64, BenchError> {
         }
         println!("{line}  [load {}]", cpu::load_average());
     }
-    let load_end = cpu::load_average();
     println!(
-        "handshakes: {:.0} s; load average at start {load_start}, at end {load_end}",
-        started.elapsed().as_secs_f64()
+        "handshakes: {:.0} s; load average now {}",
+        started.elapsed().as_secs_f64(),
+        cpu::load_average()
     );
-    env.push(("load_average_start", load_start));
-    env.push(("load_average_end", load_end.clone()));
-
     let rows = summary::rows(&series);
-    let errors: u64 = rows.iter().map(|r| r.errors).sum();
     drop(targets);
-
-    let (mut lookups, mut memory) = (Vec::new(), Vec::new());
-    if args.extras {
-        let h = harvest::harvest(&id)?;
-        let sizes: Vec<String> = h
-            .sizes
-            .iter()
-            .map(|(p, n)| format!("{} {n} B", p.as_str()))
-            .collect();
-        println!(
-            "server-side session DER from real handshakes: {}",
-            sizes.join(", ")
-        );
-        for &p in &Proto::ALL {
-            lookups.push(lookup::measure(&h, p)?);
-        }
-        for &p in &Proto::ALL {
-            for n in [100_000, 1_000_000] {
-                memory.push(memory::measure(&h, p, n)?);
-            }
-        }
-    }
-
-    println!();
-    print!("{}", report::table(&rows));
-    println!(
-        "hs/s: median over rounds; p50/p99: client-observed, connect → first byte, all handshakes;\n\
-         srv/cli µs/hs: CPU of the server / client thread per connection; redis µs: redis-server CPU per connection;\n\
-         ratio, cpu×, vs mem: median over rounds of (this / internal), (its server CPU / internal's), (this / memory), paired by round."
-    );
-    if !lookups.is_empty() {
-        println!("\nexternal lookup cost (ns per operation, one thread):");
-        print!("{}", report::lookup_table(&lookups));
-        println!("added ns: TLS 1.2 get + d2i; TLS 1.3 take + put + d2i + i2d (per resumption).");
-    }
-    if !memory.is_empty() {
-        println!("\nMemoryStore bytes per session (counting allocator):");
-        print!("{}", report::memory_table(&memory));
-        println!(
-            "malloc: requested bytes rounded to glibc chunks; overhead: malloc − DER (the 32-byte id included)."
-        );
-    }
-
-    if let Some(path) = &args.json {
-        std::fs::write(path, report::json(&rows, &lookups, &memory, &env))?;
-        println!("\nwrote {}", path.display());
-    }
-    if let Some(path) = &args.svg {
-        let title = format!(
-            "{} × {} CPUs, {}, {} rounds × {:.1} s, load {load_end}",
-            env[0].1,
-            env[1].1,
-            env[3].1,
-            args.rounds,
-            args.seconds.as_secs_f64()
-        );
-        std::fs::write(path, svg::chart(&rows, &title))?;
-        println!("wrote {}", path.display());
-    }
-    drop(redis);
-    Ok(errors)
+    Ok(rows)
 }

@@ -2,6 +2,7 @@
 
 use std::fmt::Write as _;
 
+use crate::load::LoadRow;
 use crate::lookup::LookupCost;
 use crate::memory::MemoryCost;
 use crate::summary::Row;
@@ -79,6 +80,47 @@ pub fn table(rows: &[Row]) -> String {
     s
 }
 
+/// The load group's table.
+pub fn load_table(rows: &[LoadRow]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{:<8} {:<24} {:>8} {:>15} {:>8} {:>8} {:>9} {:>9} {:>8} {:>9} {:>7} {:>6}",
+        "protocol",
+        "config",
+        "hs/s",
+        "(min..max)",
+        "p50 µs",
+        "p99 µs",
+        "srv µs/hs",
+        "cli µs/hs",
+        "redis µs",
+        "vs block",
+        "cpu×",
+        "errors"
+    );
+    for r in rows {
+        let f = |x: Option<f64>, d: usize| x.map_or_else(|| "-".into(), |x| format!("{x:.d$}"));
+        let _ = writeln!(
+            s,
+            "{:<8} {:<24} {:>8.0} {:>15} {:>8.0} {:>8.0} {:>9.1} {:>9.1} {:>8} {:>9} {:>7} {:>6}",
+            r.proto.name(),
+            r.label,
+            r.rate,
+            format!("({:.0}..{:.0})", r.rate_min, r.rate_max),
+            r.p50_us,
+            r.p99_us,
+            r.server_cpu_us,
+            r.client_cpu_us,
+            f(r.redis_cpu_us, 1),
+            f(r.ratio_to_blocking, 3),
+            f(r.cpu_ratio_to_blocking, 3),
+            r.errors
+        );
+    }
+    s
+}
+
 /// The lookup-cost table.
 pub fn lookup_table(costs: &[LookupCost]) -> String {
     let mut s = String::new();
@@ -132,6 +174,7 @@ pub fn memory_table(costs: &[MemoryCost]) -> String {
 /// Everything measured, as JSON: `{"results":[…], …}`.
 pub fn json(
     rows: &[Row],
+    load: &[LoadRow],
     lookups: &[LookupCost],
     memory: &[MemoryCost],
     environment: &[(&str, String)],
@@ -168,6 +211,50 @@ pub fn json(
             r.errors,
             r.cache_misses,
             r.cache_errors,
+        );
+    }
+    // The load group's rows: the same members first (null where an anchor
+    // of the sequential group does not apply), then their own.
+    for (i, r) in load.iter().enumerate() {
+        if i > 0 || !rows.is_empty() {
+            s.push(',');
+        }
+        let _ = write!(
+            s,
+            concat!(
+                "\n  {{\"config\":{},\"protocol\":{},\"handshakes_per_sec\":{},",
+                "\"p50_us\":{},\"p99_us\":{},\"server_cpu_us\":{},",
+                "\"ratio_to_internal\":null,\"server_cpu_ratio_to_internal\":null,\"ratio_to_memory\":null,",
+                "\"handshakes_per_sec_min\":{},\"handshakes_per_sec_max\":{},",
+                "\"client_cpu_us\":{},\"redis_cpu_us\":{},\"handshakes\":{},\"errors\":{},",
+                "\"cache_misses\":{},\"cache_errors\":{},",
+                "\"ratio_to_blocking\":{},\"server_cpu_ratio_to_blocking\":{},",
+                "\"concurrency\":{},\"server_threads\":{},\"redis_delay_ms\":{},\"refills\":{}}}"
+            ),
+            string(&r.label),
+            string(r.proto.name()),
+            num(r.rate, 1),
+            num(r.p50_us, 1),
+            num(r.p99_us, 1),
+            num(r.server_cpu_us, 2),
+            num(r.rate_min, 1),
+            num(r.rate_max, 1),
+            num(r.client_cpu_us, 2),
+            opt(r.redis_cpu_us, 2),
+            r.handshakes,
+            r.errors,
+            r.cache_misses,
+            r.cache_errors,
+            opt(r.ratio_to_blocking, 4),
+            opt(r.cpu_ratio_to_blocking, 4),
+            r.settings.concurrency,
+            r.settings.server_threads,
+            if r.config.is_slow() {
+                num(r.settings.redis_delay.as_secs_f64() * 1e3, 3)
+            } else {
+                "0".into()
+            },
+            r.refills,
         );
     }
     s.push_str("\n],\n\"lookup_cost_ns\":[");
@@ -225,6 +312,7 @@ pub fn json(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::load::{LoadConfig, LoadSettings};
     use crate::setup::{Config, Proto};
 
     #[test]
@@ -248,12 +336,50 @@ mod tests {
             cache_misses: 0,
             cache_errors: 0,
         };
-        let j = json(&[row], &[], &[], &[("load", "0.5 \"x\"".into())]);
+        let j = json(&[row], &[], &[], &[], &[("load", "0.5 \"x\"".into())]);
         assert!(j.starts_with("{\"results\":[\n  {\"config\":\"memory\",\"protocol\":\"TLSv1.3\",\"handshakes_per_sec\":1234.5,\"p50_us\":80.0,"), "{j}");
         assert!(j.contains("\"server_cpu_us\":40.50,"), "{j}");
         assert!(j.contains("\"server_cpu_ratio_to_internal\":null"), "{j}");
         assert!(j.contains("\"load\":\"0.5 \\\"x\\\"\""), "{j}");
         assert_eq!(j.matches('{').count(), j.matches('}').count());
         assert_eq!(j.matches('[').count(), j.matches(']').count());
+    }
+
+    #[test]
+    fn load_rows_share_the_members_and_add_their_own() {
+        let settings = LoadSettings {
+            concurrency: 16,
+            server_threads: 2,
+            redis_delay: std::time::Duration::from_millis(1),
+            pool_per_client: 2,
+        };
+        let row = LoadRow {
+            config: LoadConfig::AsyncRedisSlow,
+            label: LoadConfig::AsyncRedisSlow.label(16),
+            proto: Proto::Tls12,
+            rate: 2000.0,
+            rate_min: 1900.0,
+            rate_max: 2100.0,
+            p50_us: 7000.0,
+            p99_us: 12000.0,
+            server_cpu_us: 150.0,
+            client_cpu_us: 140.0,
+            redis_cpu_us: Some(20.0),
+            ratio_to_blocking: Some(1.8),
+            cpu_ratio_to_blocking: Some(1.1),
+            handshakes: 100,
+            errors: 0,
+            refills: 0,
+            cache_misses: 0,
+            cache_errors: 0,
+            settings,
+        };
+        let j = json(&[], std::slice::from_ref(&row), &[], &[], &[]);
+        assert!(j.starts_with("{\"results\":[\n  {\"config\":\"async-redis-c16-slow\",\"protocol\":\"TLSv1.2\",\"handshakes_per_sec\":2000.0,\"p50_us\":7000.0,\"p99_us\":12000.0,\"server_cpu_us\":150.00,"), "{j}");
+        assert!(j.contains("\"ratio_to_blocking\":1.8000,"), "{j}");
+        assert!(j.contains("\"redis_delay_ms\":1.000,"), "{j}");
+        let two = json(&[], &[row.clone(), row], &[], &[], &[]);
+        assert_eq!(two.matches("},\n  {").count(), 1, "{two}");
+        assert_eq!(two.matches('{').count(), two.matches('}').count());
     }
 }

@@ -104,8 +104,9 @@ impl Drop for Server {
     }
 }
 
-/// One connection; returns whether the handshake resumed.
-fn serve(ctx: &SslContext, stream: TcpStream) -> Result<bool, String> {
+/// One connection; returns whether the handshake resumed. Also the body of
+/// each thread of the blocking thread-pool server of the load group.
+pub(crate) fn serve(ctx: &SslContext, stream: TcpStream) -> Result<bool, String> {
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .map_err(|e| e.to_string())?;

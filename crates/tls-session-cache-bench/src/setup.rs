@@ -109,7 +109,7 @@ pub const CONTEXT: &[u8] = b"bench";
 
 /// Redis timeouts: longer than a production 50 ms, so that a scheduling
 /// hiccup on a loaded 2-core machine is not counted as a miss.
-const REDIS_TIMEOUT: Duration = Duration::from_millis(500);
+pub const REDIS_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// A context with the certificate, TLS 1.2 and 1.3, no session caching yet.
 pub fn base_context(id: &Identity) -> Result<SslContextBuilder, BenchError> {

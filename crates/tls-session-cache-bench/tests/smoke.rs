@@ -58,3 +58,70 @@ fn short_run_is_clean_and_writes_json_and_svg() {
         "10 bars + 2 legend keys"
     );
 }
+
+/// The concurrent-load group alone (`--config load`), briefly, with few
+/// clients: every blocking and async configuration, on the real and on the
+/// delayed Redis, for both protocols, must resume every handshake (exit
+/// status 0: no full handshake, no failure, every count agreed) and appear
+/// in the JSON with the common members. No timing is asserted.
+#[test]
+fn load_group_short_run_is_clean() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("load.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_handshake-bench"))
+        .args([
+            "--config",
+            "load",
+            "--seconds",
+            "0.1",
+            "--rounds",
+            "2",
+            "--concurrency",
+            "4",
+            "--server-threads",
+            "2",
+            "--redis-delay-ms",
+            "1",
+            "--no-extras",
+        ])
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "load bench failed (redis-server missing? `apt-get install redis-server`)\n{stdout}\n{stderr}"
+    );
+    let j = std::fs::read_to_string(&json).unwrap();
+    assert!(j.starts_with("{\"results\":["), "{j}");
+    for config in [
+        "blocking-redis-c4",
+        "async-redis-c4",
+        "blocking-redis-c4-slow",
+        "async-redis-c4-slow",
+    ] {
+        for proto in ["TLSv1.2", "TLSv1.3"] {
+            let entry = format!(
+                "{{\"config\":\"{config}\",\"protocol\":\"{proto}\",\"handshakes_per_sec\":"
+            );
+            assert!(j.contains(&entry), "missing {config} {proto} in {j}");
+        }
+    }
+    for field in [
+        "\"p50_us\":",
+        "\"p99_us\":",
+        "\"server_cpu_us\":",
+        "\"errors\":0,",
+        "\"cache_misses\":0,",
+        "\"concurrency\":4,",
+        "\"ratio_to_blocking\":",
+    ] {
+        assert_eq!(j.matches(field).count(), 8, "{field} in {j}");
+    }
+    // Handshakes were really made: no row has zero resumed handshakes.
+    assert!(!j.contains("\"handshakes\":0,"), "{j}");
+    // The sequential group was not run.
+    assert!(!j.contains("\"config\":\"internal\""), "{j}");
+}
