@@ -134,6 +134,11 @@ impl Breaker {
         }
     }
 
+    /// Closed with no failure counted since the last success.
+    pub(crate) fn clean(&self) -> bool {
+        matches!(self.lock().state, State::Closed { failures: 0 })
+    }
+
     pub(crate) fn state(&self) -> CircuitState {
         let g = self.lock();
         match g.state {

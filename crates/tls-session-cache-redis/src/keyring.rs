@@ -15,7 +15,11 @@
 //! The id is derived from the key itself (the first byte of
 //! SHA-256("tls-session-cache seal key id" ‖ key)), not from its line, so
 //! reordering or prepending lines never changes which key a value names.
-//! Two keys may share an id (1 in 256); opening then tries both.
+//! Two keys may share an id (1 in 256); opening then tries both. A server
+//! that lacks the new one of two such keys sees its values fail to open:
+//! counted as corrupt, a miss, and *not* deleted (the store never deletes
+//! a value that does not open), so the rest of the fleet still resumes
+//! them.
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -12,7 +12,8 @@
 //! | `seal` | AES-256-GCM over the core envelope (format below) |
 //! | [`naming`] | Redis key names and the cluster hash-slot scheme |
 //! | `breaker` | the circuit breaker ([`CircuitState`]) |
-//! | `backend` | connections (standalone / cluster) and the idle pool |
+//! | `backend` | connections to one server, the idle pool, the call deadline |
+//! | `cluster` | Redis Cluster slot routing, a pool and a breaker per master |
 //! | `writer` | the optional write-behind thread |
 //! | [`asynchronous`] | [`AsyncRedisStore`] for tokio (feature `tokio`) |
 //! | [`stats`] | [`RedisStats`] |
@@ -39,19 +40,19 @@
 //! # Latency and failure
 //!
 //! Every connection has connect, read and write timeouts (50 ms each by
-//! default); redis-rs's cluster retries are off, so a call makes one
-//! attempt. After 5 consecutive failures the circuit opens for 1 s
-//! (doubling per failed probe, up to 30 s): calls fail at once with
-//! `StoreError::Unavailable`, which the binding treats as a miss.
+//! default), and every call a deadline: the largest of the three, from its
+//! start, shared by everything the call does (connecting, loading a
+//! cluster's slot map, the command, a redirect). After 5 consecutive
+//! failures the circuit opens for 1 s (doubling per failed probe, up to
+//! 30 s): calls fail at once with `StoreError::Unavailable`, which the
+//! binding treats as a miss. In a Redis Cluster each master has its own
+//! pool and breaker, so a dead or frozen master's sessions become instant
+//! misses while the other shards are served as before.
 //!
 //! Measured in this crate's tests: a killed Redis costs a lookup about
 //! 1 ms (connection refused), then microseconds while the circuit is
-//! open; a frozen single Redis costs one read timeout. Limits in cluster
-//! mode: the breaker is per store, so a dead master may trip it for the
-//! live shards too during the back-off; and a *frozen* (not dead) master
-//! costs about two read timeouts per call on its shard, about four when a
-//! new cluster connection must first discover the slots — while the other
-//! shards keep answering, so the breaker does not open.
+//! open; a frozen single Redis, or a frozen cluster master, costs one
+//! timeout per call until its breaker opens.
 //!
 //! # Example
 //!
@@ -73,6 +74,7 @@
 pub mod asynchronous;
 mod backend;
 mod breaker;
+mod cluster;
 pub mod keyring;
 pub mod naming;
 mod seal;

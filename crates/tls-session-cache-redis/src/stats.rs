@@ -15,7 +15,8 @@ pub struct RedisStats {
     /// Times the circuit opened (including failed probes reopening it).
     pub circuit_opens: u64,
     /// Values that did not open or decode (tampered, moved, wrong key,
-    /// another key's envelope); each was deleted and looked up as a miss.
+    /// another key's envelope); each was looked up as a miss and left in
+    /// Redis to expire (it may open on a server with a key sharing the id).
     pub corrupt: u64,
     /// Values sealed under a key id this store's ring does not hold (a
     /// newer key not yet deployed here); misses, left in Redis.

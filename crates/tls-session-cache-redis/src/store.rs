@@ -1,7 +1,7 @@
 //! [`RedisStore`]: the [`SessionStore`] on Redis, and its builder.
 
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::Cmd;
 use tls_session_cache::{
@@ -9,8 +9,9 @@ use tls_session_cache::{
     SystemClock, decode_with_limit, encode,
 };
 
-use crate::backend::{Backend, Pool, Timeouts, is_unavailability};
+use crate::backend::{Pool, Timeouts, admit, remaining, settle, through};
 use crate::breaker::{Breaker, CircuitState};
+use crate::cluster::{BreakerSettings, Cluster, Route};
 use crate::keyring::KeyRing;
 use crate::naming::{DEFAULT_PREFIX, redis_key, valid_prefix};
 use crate::seal::{OpenError, open, seal};
@@ -215,11 +216,21 @@ impl RedisStoreBuilder {
             return Err(BuildError::ZeroTimeout);
         }
         let mut standalone = None;
-        let backend = match self.target {
+        let breaker = BreakerSettings {
+            threshold: self.breaker_threshold,
+            backoff: self.breaker_backoff,
+            max_backoff: self.breaker_max_backoff,
+        };
+        let redis = match self.target {
             Target::Standalone(url) => match redis::Client::open(url.as_str()) {
                 Ok(client) => {
-                    standalone = Some(client.clone());
-                    Backend::Standalone(client)
+                    let pool = Pool::new(client.get_connection_info().clone(), self.max_idle, t)
+                        .map_err(|source| BuildError::Url {
+                            url: url.clone(),
+                            source,
+                        })?;
+                    standalone = Some(client);
+                    Backend::Single(pool)
                 }
                 Err(source) => return Err(BuildError::Url { url, source }),
             },
@@ -227,46 +238,22 @@ impl RedisStoreBuilder {
                 if nodes.is_empty() {
                     return Err(BuildError::EmptyCluster);
                 }
-                for url in &nodes {
-                    if let Err(source) = redis::Client::open(url.as_str()) {
-                        return Err(BuildError::Url {
-                            url: url.clone(),
-                            source,
-                        });
-                    }
-                }
-                let wait_ms = u64::try_from(t.read.as_millis()).unwrap_or(u64::MAX).max(2);
-                let client =
-                    redis::cluster::ClusterClientBuilder::new(nodes.iter().map(String::as_str))
-                        .connection_timeout(t.connect)
-                        .response_timeout(t.read)
-                        // One retry (enough to follow a MOVED after resharding),
-                        // waiting at most one read timeout: the crate's default is
-                        // 16 retries with waits of up to minutes.
-                        .retries(1)
-                        .min_retry_wait(1)
-                        .max_retry_wait(wait_ms)
-                        .build()
-                        .map_err(|source| BuildError::Url {
-                            url: nodes.join(","),
-                            source,
-                        })?;
-                Backend::Cluster(client)
+                // Not redis-rs's ClusterClient: see the `cluster` module
+                // for why (a frozen master cost several timeouts per call).
+                let cluster = Cluster::new(&nodes, self.max_idle, t, breaker)
+                    .map_err(|(url, source)| BuildError::Url { url, source })?;
+                Backend::Cluster(cluster)
             }
         };
         let shared = Arc::new(Shared {
-            pool: Pool::new(backend, self.max_idle, t),
-            breaker: Breaker::new(
-                self.breaker_threshold,
-                self.breaker_backoff,
-                self.breaker_max_backoff,
-            ),
+            redis,
+            breaker: Breaker::new(breaker.threshold, breaker.backoff, breaker.max_backoff),
             counters: Counters::default(),
             sealing,
             prefix: self.prefix,
             clock: self.clock,
             max_session_size: self.max_session_size,
-            read_timeout: t.read,
+            budget: t.budget(),
             pending: Mutex::new(0),
             drained: Condvar::new(),
         });
@@ -274,13 +261,23 @@ impl RedisStoreBuilder {
     }
 }
 
-/// Why a value read from Redis cannot be used.
+/// Why a value read from Redis cannot be used. Neither kind is deleted:
+/// see [`Shared::interpret`].
 enum Unusable {
-    /// Sealed under a key this ring does not hold — likely by a server that
-    /// already has a newer key. Left in place for the servers that can open it.
+    /// Sealed under a key id this ring does not hold — likely by a server
+    /// that already has a newer key.
     UnknownKey(String),
-    /// Tampered, moved, truncated, or not an envelope. Deleted.
+    /// Did not open (tampered, moved, or sealed under another key that
+    /// shares a key id with one of ours), or not an envelope.
     Corrupt(String),
+}
+
+/// Where the store's connections go.
+enum Backend {
+    /// One Redis server: one pool, behind the store's breaker.
+    Single(Pool),
+    /// A Redis Cluster: a pool and a breaker per master.
+    Cluster(Cluster),
 }
 
 pub(crate) enum Sealing {
@@ -290,79 +287,74 @@ pub(crate) enum Sealing {
 
 /// What the store and its writer thread share.
 pub(crate) struct Shared {
-    pool: Pool,
+    redis: Backend,
+    /// The store's breaker: standalone Redis (blocking and async stores).
+    /// A cluster has one per master instead.
     breaker: Breaker,
     pub(crate) counters: Counters,
     sealing: Sealing,
     prefix: String,
     clock: Arc<dyn Clock>,
     max_session_size: usize,
-    read_timeout: Duration,
+    /// The most one call may take (see `backend`).
+    budget: Duration,
     /// Write-behind jobs queued or in flight, for [`RedisStore::flush`].
     pending: Mutex<u64>,
     drained: Condvar,
 }
 
 impl Shared {
-    /// Sends one command through the circuit breaker and the pool.
-    fn call<T: redis::FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StoreError> {
-        self.admit()?;
-        self.settle(self.pool.query(cmd))
+    /// The deadline of a call starting now.
+    fn deadline(&self) -> Instant {
+        Instant::now() + self.budget
     }
 
-    /// Asks the circuit breaker whether a call may go to Redis now.
+    /// Sends one command about `key` (or, with `None`, to any node)
+    /// through the circuit breaker and a pool, within `deadline`.
+    fn call<T: redis::FromRedisValue>(
+        &self,
+        cmd: &Cmd,
+        key: Option<&str>,
+        deadline: Instant,
+    ) -> Result<T, StoreError> {
+        match &self.redis {
+            Backend::Single(pool) => through(&self.breaker, &self.counters, self.budget, || {
+                pool.query(deadline, |con| cmd.query(con))
+            }),
+            Backend::Cluster(cluster) => {
+                let route = key.map_or(Route::Any, Route::Key);
+                cluster.call(&self.counters, self.budget, deadline, route, |con| {
+                    cmd.query(con)
+                })
+            }
+        }
+    }
+
+    /// Asks the store's circuit breaker whether a call may go to Redis now
+    /// (the async store; standalone only).
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
     pub(crate) fn admit(&self) -> Result<(), StoreError> {
-        if !self.breaker.admit() {
-            bump(&self.counters.circuit_open_rejections);
-            bump(&self.counters.errors);
-            return Err(StoreError::Unavailable("circuit open".into()));
-        }
-        Ok(())
+        admit(&self.breaker, &self.counters)
     }
 
-    /// Reports a call's outcome to the breaker and the counters, and turns
-    /// a Redis error into a [`StoreError`].
+    /// Reports a call's outcome to the store's breaker and the counters,
+    /// and turns a Redis error into a [`StoreError`] (the async store).
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
     pub(crate) fn settle<T>(&self, result: Result<T, redis::RedisError>) -> Result<T, StoreError> {
-        match result {
-            Ok(v) => {
-                self.breaker.success();
-                Ok(v)
-            }
-            Err(e) => {
-                bump(&self.counters.errors);
-                let unavailable = is_unavailability(&e);
-                if unavailable {
-                    if self.breaker.failure() {
-                        bump(&self.counters.circuit_opens);
-                    }
-                } else {
-                    // Redis answered, with an error: it is up.
-                    self.breaker.success();
-                }
-                log::debug!("redis session store: {e}");
-                if e.is_timeout() {
-                    bump(&self.counters.timeouts);
-                    Err(StoreError::Timeout(self.read_timeout))
-                } else if unavailable {
-                    Err(StoreError::Unavailable(e.to_string()))
-                } else {
-                    Err(StoreError::Backend(Box::new(e)))
-                }
-            }
-        }
+        settle(&self.breaker, &self.counters, self.budget, result)
     }
 
     /// `SET key value PX ms`.
     pub(crate) fn set(&self, job: &Job) -> Result<(), StoreError> {
         let mut cmd = redis::cmd("SET");
         cmd.arg(&job.key).arg(&job.value).arg("PX").arg(job.px);
-        self.call::<()>(&cmd)?;
+        self.call::<()>(&cmd, Some(&job.key), self.deadline())?;
         bump(&self.counters.inserts);
         Ok(())
     }
 
-    fn del(&self, key: &str) -> Result<bool, StoreError> {
-        let n: i64 = self.call(redis::cmd("DEL").arg(key))?;
+    fn del(&self, key: &str, deadline: Instant) -> Result<bool, StoreError> {
+        let n: i64 = self.call(redis::cmd("DEL").arg(key), Some(key), deadline)?;
         Ok(n > 0)
     }
 
@@ -423,14 +415,16 @@ impl Shared {
 ///   ticket resumes once across the whole fleet; `remove` = `DEL`.
 /// * Values are sealed (see the [sealing](crate#sealing) section). A value
 ///   that does not open or decode, or holds another key's session, is
-///   counted in [`RedisStats::corrupt`] and `errors`, deleted, and looked up
-///   as a **miss: `Ok(None)`**, not an error. A value sealed under a key id
-///   the ring does not know is a miss counted in
-///   [`RedisStats::unknown_key`] and left in place: during a rolling key
-///   rotation, servers that already have the new key can still open it.
+///   counted in [`RedisStats::corrupt`] and `errors` and looked up as a
+///   **miss: `Ok(None)`**, not an error; it is left in Redis to expire
+///   with its TTL (it may be sealed under a newer key whose one-byte id
+///   equals one of ours, which other servers can open). A value sealed
+///   under a key id the ring does not know is a miss counted in
+///   [`RedisStats::unknown_key`], also left in place.
 /// * Every error is a failure of Redis (down, timeout, circuit open); the
-///   caller treats it as a miss. Nothing blocks longer than the connect
-///   plus read/write timeouts, and nothing panics.
+///   caller treats it as a miss. No call takes longer than the largest of
+///   the connect, read and write timeouts (plus scheduling), standalone or
+///   cluster, and nothing panics.
 pub struct RedisStore {
     shared: Arc<Shared>,
     // Dropped (and its thread joined) when the store is.
@@ -514,14 +508,27 @@ impl RedisStore {
         self.shared.counters.redis_stats(queued)
     }
 
-    /// The circuit breaker's state.
+    /// The circuit breaker's state. For a Redis Cluster, where each master
+    /// has its own breaker, the worst of them (open, then half-open, then
+    /// closed): one dead master shows as `Open` although the other shards
+    /// are served; see [`node_circuits`](Self::node_circuits).
     pub fn circuit_state(&self) -> CircuitState {
         self.shared.circuit_state()
     }
 
+    /// For a Redis Cluster: each master (`host:port`, as the cluster
+    /// announces it) with the state of its own circuit breaker, sorted by
+    /// address; masters appear once the slot map is loaded. Empty for a
+    /// single Redis server.
+    pub fn node_circuits(&self) -> Vec<(String, CircuitState)> {
+        self.shared.node_circuits()
+    }
+
     /// Sends `PING` (through the breaker, like any call).
     pub fn ping(&self) -> Result<(), StoreError> {
-        let pong: String = self.shared.call(&redis::cmd("PING"))?;
+        let pong: String = self
+            .shared
+            .call(&redis::cmd("PING"), None, self.shared.deadline())?;
         if pong == "PONG" {
             Ok(())
         } else {
@@ -552,10 +559,15 @@ impl RedisStore {
         command: Lookup,
     ) -> Result<Option<StoredSession>, StoreError> {
         let rkey = self.redis_key(key);
-        let value: Option<Vec<u8>> = self.shared.call(redis::cmd(command.name()).arg(&rkey))?;
+        let deadline = self.shared.deadline();
+        let value: Option<Vec<u8>> =
+            self.shared
+                .call(redis::cmd(command.name()).arg(&rkey), Some(&rkey), deadline)?;
         let found = self.shared.interpret(&rkey, key, value, command);
-        if found.delete {
-            let _ = self.shared.del(&rkey);
+        // Clean-up only (Redis expires the key anyway): within what is
+        // left of this call's budget, or not at all.
+        if found.delete && remaining(deadline).is_ok() {
+            let _ = self.shared.del(&rkey, deadline);
         }
         Ok(found.session)
     }
@@ -583,7 +595,7 @@ impl Lookup {
 pub(crate) struct Found {
     /// The session, when the value was live and usable.
     pub(crate) session: Option<StoredSession>,
-    /// The value is unusable (expired, corrupt) and still in Redis: delete it.
+    /// The value opened but has expired and is still in Redis: delete it.
     pub(crate) delete: bool,
 }
 
@@ -640,14 +652,19 @@ impl Shared {
                     delete: false,
                 }
             }
+            // Not deleted: a value that fails to open here may open on
+            // another server (sealed under a key we lack whose one-byte id
+            // equals one of ours), and deleting it would drop it for the
+            // whole fleet. A tampered value is a miss on every read and
+            // goes when its TTL does.
             Err(Unusable::Corrupt(why)) => {
                 bump(&c.corrupt);
                 bump(&c.errors);
                 bump(&c.misses);
-                log::warn!("redis session store: deleting unusable value at {rkey}: {why}");
+                log::warn!("redis session store: unusable value at {rkey} (left to expire): {why}");
                 Found {
                     session: None,
-                    delete: !consumed,
+                    delete: false,
                 }
             }
         }
@@ -705,9 +722,20 @@ impl Shared {
         &self.prefix
     }
 
-    /// The breaker's state.
+    /// The breaker's state; for a cluster, the worst master's.
     pub(crate) fn circuit_state(&self) -> CircuitState {
-        self.breaker.state()
+        match &self.redis {
+            Backend::Single(_) => self.breaker.state(),
+            Backend::Cluster(c) => c.worst_circuit(),
+        }
+    }
+
+    /// Each cluster master's circuit.
+    pub(crate) fn node_circuits(&self) -> Vec<(String, CircuitState)> {
+        match &self.redis {
+            Backend::Single(_) => Vec::new(),
+            Backend::Cluster(c) => c.circuits(),
+        }
     }
 }
 
@@ -715,7 +743,7 @@ impl SessionStore for RedisStore {
     fn put(&self, key: &SessionKey, session: &StoredSession) -> Result<(), StoreError> {
         match self.shared.plan_put(key, session)? {
             PutPlan::Delete(rkey) => {
-                self.shared.del(&rkey)?;
+                self.shared.del(&rkey, self.shared.deadline())?;
                 Ok(())
             }
             PutPlan::Set(job) => match &self.writer {
@@ -737,7 +765,9 @@ impl SessionStore for RedisStore {
     }
 
     fn remove(&self, key: &SessionKey) -> Result<bool, StoreError> {
-        let removed = self.shared.del(&self.redis_key(key))?;
+        let removed = self
+            .shared
+            .del(&self.redis_key(key), self.shared.deadline())?;
         if removed {
             self.shared.count_removal();
         }

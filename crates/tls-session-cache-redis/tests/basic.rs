@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::*;
 use tls_session_cache::{ManualClock, Protocol, SessionStore, StoreError, StoredSession};
-use tls_session_cache_redis::{BuildError, RedisStore};
+use tls_session_cache_redis::{BuildError, KeyRing, RedisStore};
 
 #[test]
 fn put_get_take_remove() {
@@ -167,7 +167,7 @@ fn single_use_under_a_16_thread_race() {
 }
 
 #[test]
-fn a_flipped_byte_is_a_counted_miss_and_deleted() {
+fn a_flipped_byte_is_a_counted_miss_left_to_expire() {
     let redis = redis();
     let mut con = redis.connection().unwrap();
     let store = builder(&redis.url()).build().unwrap();
@@ -187,9 +187,11 @@ fn a_flipped_byte_is_a_counted_miss_and_deleted() {
         assert_eq!(store.get(&key).unwrap(), None, "flip at {index}");
         raw_exists(&mut con, &rkey)
     };
-    // Version, nonce, ciphertext, tag: corrupt, deleted.
+    // Version, nonce, ciphertext, tag: corrupt, a miss, and left in Redis
+    // (it goes with its TTL): this server cannot tell tampering from a
+    // value sealed under another server's key that shares a key id.
     for index in [0usize, 5, 20, 100, usize::MAX] {
-        assert!(!tamper(index), "corrupt value at flip {index} not deleted");
+        assert!(tamper(index), "corrupt value at flip {index} deleted");
     }
     // The key id: a key this server does not hold — a miss, left in place.
     assert!(tamper(1), "value with an unknown key id deleted");
@@ -200,6 +202,61 @@ fn a_flipped_byte_is_a_counted_miss_and_deleted() {
     assert_eq!(st.errors, 5);
     assert_eq!(st.misses, 6);
     assert_eq!(st.hits, 0);
+}
+
+/// Two keys whose one-byte key ids are equal (pigeonhole: among 257 keys
+/// two share an id).
+fn keys_sharing_an_id() -> ([u8; 32], [u8; 32]) {
+    let mut seen: Vec<(u8, [u8; 32])> = Vec::new();
+    for n in 0u16..=256 {
+        let mut key = [0x5a; 32];
+        key[..2].copy_from_slice(&n.to_be_bytes());
+        let id = KeyRing::new(key).current_key_id();
+        if let Some((_, other)) = seen.iter().find(|(i, _)| *i == id) {
+            return (*other, key);
+        }
+        seen.push((id, key));
+    }
+    unreachable!("257 keys, 256 ids")
+}
+
+#[test]
+fn a_new_key_sharing_an_old_key_id_does_not_destroy_its_sessions() {
+    let redis = redis();
+    let mut con = redis.connection().unwrap();
+    let (old, new) = keys_sharing_an_id();
+    assert_eq!(
+        KeyRing::new(old).current_key_id(),
+        KeyRing::new(new).current_key_id()
+    );
+    // Mid-rotation: one server already seals with the new key, another has
+    // only the old one.
+    let rotated = RedisStore::builder(&redis.url())
+        .seal_keys(KeyRing::new(new).with_older(old))
+        .timeouts(TEST_TIMEOUT)
+        .build()
+        .unwrap();
+    let behind = RedisStore::builder(&redis.url())
+        .seal_keys(KeyRing::new(old))
+        .timeouts(TEST_TIMEOUT)
+        .build()
+        .unwrap();
+    let key = random_key(b"svc");
+    let s = session(Protocol::Tls12, 300);
+    rotated.put(&key, &s).unwrap();
+
+    // The server without the new key tries its old key (same id), which
+    // fails to open: a counted miss — and the value stays for the fleet.
+    assert_eq!(behind.get(&key).unwrap(), None);
+    assert_eq!(behind.get(&key).unwrap(), None);
+    assert_eq!(behind.redis_stats().corrupt, 2);
+    assert_eq!(behind.stats().misses, 2);
+    assert!(raw_exists(&mut con, &rotated.redis_key(&key)));
+    assert_eq!(
+        rotated.get(&key).unwrap(),
+        Some(s),
+        "the fleet still resumes it"
+    );
 }
 
 #[test]
@@ -216,8 +273,9 @@ fn a_value_copied_to_another_key_is_a_miss() {
         .query(&mut con)
         .unwrap();
     assert_eq!(store.get(&b).unwrap(), None);
+    assert_eq!(store.get(&b).unwrap(), None, "still a miss, not deleted");
     assert_eq!(store.take(&b).unwrap(), None);
-    assert_eq!(store.redis_stats().corrupt, 1);
+    assert_eq!(store.redis_stats().corrupt, 3);
     assert!(store.get(&a).unwrap().is_some(), "the original still opens");
 }
 
