@@ -29,13 +29,29 @@ pub struct ServerProcess {
     readers: Vec<JoinHandle<()>>,
 }
 
+/// The Redis timeout the tests give servers that do not set one.
+pub const TEST_REDIS_TIMEOUT_MS: &str = "1000";
+
 impl ServerProcess {
     /// Starts a server and waits for its `listening on IP:PORT` line.
     /// Panics (failing the test) with the server's stderr if it exits or
     /// prints anything else first.
+    ///
+    /// A Redis store gets `--redis-timeout-ms 1000` unless the test sets its
+    /// own: these tests check behaviour, not latency, and a loaded CI
+    /// machine can miss the 50 ms default now and then.
     pub fn start(args: &[&str]) -> ServerProcess {
         let binary = server_binary();
-        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let mut args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let redis_store = args
+            .windows(2)
+            .any(|w| w[0] == "--store" && w[1] != "memory");
+        if redis_store && !args.iter().any(|a| a == "--redis-timeout-ms") {
+            args.extend([
+                "--redis-timeout-ms".to_string(),
+                TEST_REDIS_TIMEOUT_MS.to_string(),
+            ]);
+        }
         let mut child = Command::new(&binary)
             .args(["--listen", "127.0.0.1:0"])
             .args(&args)

@@ -19,7 +19,7 @@ fn server(store: &str, keys: &KeyFile) -> ServerProcess {
 }
 
 /// The test keys must have different key ids, or a foreign value would be
-/// counted as corrupt (and deleted) instead of as an unknown key.
+/// counted as corrupt instead of as an unknown key.
 fn distinct_key_files() -> (KeyFile, KeyFile) {
     let one = KeyFile::new(&[KEY_1]);
     let two = KeyFile::new(&[KEY_2]);

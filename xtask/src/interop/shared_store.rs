@@ -33,6 +33,12 @@ impl SharedStore {
         let key_file = self.key_file.display().to_string();
         let mut args = vec!["--store", &url, "--seal-key-file", &key_file];
         args.extend_from_slice(extra);
+        // Scenarios check behaviour, not latency: a generous budget unless
+        // the scenario sets its own (store-down does), so a loaded machine
+        // does not turn a slow reply into a miss.
+        if !extra.contains(&"--redis-timeout-ms") {
+            args.extend_from_slice(&["--redis-timeout-ms", "1000"]);
+        }
         ctx.start_server(&args)
     }
 
