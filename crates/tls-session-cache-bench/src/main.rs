@@ -162,7 +162,7 @@ fn bench(args: &Args) -> Result<u64, BenchError> {
     } else {
         sequential(args, &id, redis_url.as_deref(), redis_pid)?
     };
-    let mut errors: u64 = rows.iter().map(|r| r.errors).sum();
+    let mut errors: u64 = rows.iter().map(|r| r.figures.errors).sum();
     let load_rows = match &redis {
         Some(server) if !args.load.is_empty() => {
             let redis_addr = server
@@ -190,7 +190,7 @@ fn bench(args: &Args) -> Result<u64, BenchError> {
         }
         _ => Vec::new(),
     };
-    errors += load_rows.iter().map(|r| r.errors).sum::<u64>();
+    errors += load_rows.iter().map(|r| r.figures.errors).sum::<u64>();
     let load_end = cpu::load_average();
     env.push(("load_average_start", load_start.clone()));
     env.push(("load_average_end", load_end.clone()));
@@ -338,15 +338,8 @@ fn sequential(
 
     let started = Instant::now();
     for round in 0..args.rounds {
-        // A B C … then … C B A: a linear drift in machine speed hits
-        // every configuration alike.
-        let seq: Vec<usize> = if round % 2 == 0 {
-            (0..order.len()).collect()
-        } else {
-            (0..order.len()).rev().collect()
-        };
         let mut line = format!("round {}/{}:", round + 1, args.rounds);
-        for i in seq {
+        for i in run::round_order(round, order.len()) {
             let (proto, ti) = order[i];
             let s = &mut series[i];
             let t = run::turn(
@@ -358,20 +351,8 @@ fn sequential(
                 redis_pid,
                 &mut s.latencies,
             )?;
-            for m in &t.mismatches {
-                eprintln!(
-                    "  {} {} round {}: {m}",
-                    proto.name(),
-                    targets[ti].config.name(),
-                    round + 1
-                );
-            }
-            line.push_str(&format!(
-                " {}/{}={:.0}",
-                targets[ti].config.name(),
-                &proto.name()[4..],
-                t.rate()
-            ));
+            let name = targets[ti].config.name();
+            t.report(&mut line, proto, name, name, round);
             s.turns.push(t);
         }
         println!("{line}  [load {}]", cpu::load_average());

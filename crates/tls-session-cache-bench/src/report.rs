@@ -5,7 +5,8 @@ use std::fmt::Write as _;
 use crate::load::LoadRow;
 use crate::lookup::LookupCost;
 use crate::memory::MemoryCost;
-use crate::summary::Row;
+use crate::setup::Proto;
+use crate::summary::{Figures, Row};
 
 /// A JSON number, or `null` when not finite.
 fn num(x: f64, decimals: usize) -> String {
@@ -64,17 +65,17 @@ pub fn table(rows: &[Row]) -> String {
             "{:<8} {:<9} {:>9.0} {:>17} {:>8.1} {:>8.1} {:>9.1} {:>9.1} {:>9} {:>7} {:>7} {:>7} {:>6}",
             r.proto.name(),
             r.config.name(),
-            r.rate,
-            format!("({:.0}..{:.0})", r.rate_min, r.rate_max),
-            r.p50_us,
-            r.p99_us,
-            r.server_cpu_us,
-            r.client_cpu_us,
-            f(r.redis_cpu_us, 1),
+            r.figures.rate,
+            format!("({:.0}..{:.0})", r.figures.rate_min, r.figures.rate_max),
+            r.figures.p50_us,
+            r.figures.p99_us,
+            r.figures.server_cpu_us,
+            r.figures.client_cpu_us,
+            f(r.figures.redis_cpu_us, 1),
             f(r.ratio, 3),
             f(r.cpu_ratio, 3),
             f(r.ratio_to_memory, 3),
-            r.errors
+            r.figures.errors
         );
     }
     s
@@ -106,16 +107,16 @@ pub fn load_table(rows: &[LoadRow]) -> String {
             "{:<8} {:<24} {:>8.0} {:>15} {:>8.0} {:>8.0} {:>9.1} {:>9.1} {:>8} {:>9} {:>7} {:>6}",
             r.proto.name(),
             r.label,
-            r.rate,
-            format!("({:.0}..{:.0})", r.rate_min, r.rate_max),
-            r.p50_us,
-            r.p99_us,
-            r.server_cpu_us,
-            r.client_cpu_us,
-            f(r.redis_cpu_us, 1),
+            r.figures.rate,
+            format!("({:.0}..{:.0})", r.figures.rate_min, r.figures.rate_max),
+            r.figures.p50_us,
+            r.figures.p99_us,
+            r.figures.server_cpu_us,
+            r.figures.client_cpu_us,
+            f(r.figures.redis_cpu_us, 1),
             f(r.ratio_to_blocking, 3),
             f(r.cpu_ratio_to_blocking, 3),
-            r.errors
+            r.figures.errors
         );
     }
     s
@@ -171,6 +172,46 @@ pub fn memory_table(costs: &[MemoryCost]) -> String {
     s
 }
 
+/// An entry of `"results"` up to its own members: the opening brace and the
+/// members every entry has, from `"config"` to `"cache_errors"`. `ratios`
+/// are those to `internal` (rate, server CPU) and to `memory` (rate).
+fn result_members(
+    s: &mut String,
+    config: &str,
+    proto: Proto,
+    f: &Figures,
+    ratios: [Option<f64>; 3],
+) {
+    let _ = write!(
+        s,
+        concat!(
+            "\n  {{\"config\":{},\"protocol\":{},\"handshakes_per_sec\":{},",
+            "\"p50_us\":{},\"p99_us\":{},\"server_cpu_us\":{},",
+            "\"ratio_to_internal\":{},\"server_cpu_ratio_to_internal\":{},\"ratio_to_memory\":{},",
+            "\"handshakes_per_sec_min\":{},\"handshakes_per_sec_max\":{},",
+            "\"client_cpu_us\":{},\"redis_cpu_us\":{},\"handshakes\":{},\"errors\":{},",
+            "\"cache_misses\":{},\"cache_errors\":{}"
+        ),
+        string(config),
+        string(proto.name()),
+        num(f.rate, 1),
+        num(f.p50_us, 1),
+        num(f.p99_us, 1),
+        num(f.server_cpu_us, 2),
+        opt(ratios[0], 4),
+        opt(ratios[1], 4),
+        opt(ratios[2], 4),
+        num(f.rate_min, 1),
+        num(f.rate_max, 1),
+        num(f.client_cpu_us, 2),
+        opt(f.redis_cpu_us, 2),
+        f.handshakes,
+        f.errors,
+        f.cache_misses,
+        f.cache_errors,
+    );
+}
+
 /// Everything measured, as JSON: `{"results":[…], …}`.
 pub fn json(
     rows: &[Row],
@@ -184,34 +225,9 @@ pub fn json(
         if i > 0 {
             s.push(',');
         }
-        let _ = write!(
-            s,
-            concat!(
-                "\n  {{\"config\":{},\"protocol\":{},\"handshakes_per_sec\":{},",
-                "\"p50_us\":{},\"p99_us\":{},\"server_cpu_us\":{},",
-                "\"ratio_to_internal\":{},\"server_cpu_ratio_to_internal\":{},\"ratio_to_memory\":{},",
-                "\"handshakes_per_sec_min\":{},\"handshakes_per_sec_max\":{},",
-                "\"client_cpu_us\":{},\"redis_cpu_us\":{},\"handshakes\":{},\"errors\":{},",
-                "\"cache_misses\":{},\"cache_errors\":{}}}"
-            ),
-            string(r.config.name()),
-            string(r.proto.name()),
-            num(r.rate, 1),
-            num(r.p50_us, 1),
-            num(r.p99_us, 1),
-            num(r.server_cpu_us, 2),
-            opt(r.ratio, 4),
-            opt(r.cpu_ratio, 4),
-            opt(r.ratio_to_memory, 4),
-            num(r.rate_min, 1),
-            num(r.rate_max, 1),
-            num(r.client_cpu_us, 2),
-            opt(r.redis_cpu_us, 2),
-            r.handshakes,
-            r.errors,
-            r.cache_misses,
-            r.cache_errors,
-        );
+        let ratios = [r.ratio, r.cpu_ratio, r.ratio_to_memory];
+        result_members(&mut s, r.config.name(), r.proto, &r.figures, ratios);
+        s.push('}');
     }
     // The load group's rows: the same members first (null where an anchor
     // of the sequential group does not apply), then their own.
@@ -219,32 +235,13 @@ pub fn json(
         if i > 0 || !rows.is_empty() {
             s.push(',');
         }
+        result_members(&mut s, &r.label, r.proto, &r.figures, [None; 3]);
         let _ = write!(
             s,
             concat!(
-                "\n  {{\"config\":{},\"protocol\":{},\"handshakes_per_sec\":{},",
-                "\"p50_us\":{},\"p99_us\":{},\"server_cpu_us\":{},",
-                "\"ratio_to_internal\":null,\"server_cpu_ratio_to_internal\":null,\"ratio_to_memory\":null,",
-                "\"handshakes_per_sec_min\":{},\"handshakes_per_sec_max\":{},",
-                "\"client_cpu_us\":{},\"redis_cpu_us\":{},\"handshakes\":{},\"errors\":{},",
-                "\"cache_misses\":{},\"cache_errors\":{},",
-                "\"ratio_to_blocking\":{},\"server_cpu_ratio_to_blocking\":{},",
+                ",\"ratio_to_blocking\":{},\"server_cpu_ratio_to_blocking\":{},",
                 "\"concurrency\":{},\"server_threads\":{},\"redis_delay_ms\":{},\"refills\":{}}}"
             ),
-            string(&r.label),
-            string(r.proto.name()),
-            num(r.rate, 1),
-            num(r.p50_us, 1),
-            num(r.p99_us, 1),
-            num(r.server_cpu_us, 2),
-            num(r.rate_min, 1),
-            num(r.rate_max, 1),
-            num(r.client_cpu_us, 2),
-            opt(r.redis_cpu_us, 2),
-            r.handshakes,
-            r.errors,
-            r.cache_misses,
-            r.cache_errors,
             opt(r.ratio_to_blocking, 4),
             opt(r.cpu_ratio_to_blocking, 4),
             r.settings.concurrency,
@@ -313,28 +310,30 @@ pub fn json(
 mod tests {
     use super::*;
     use crate::load::{LoadConfig, LoadSettings};
-    use crate::setup::{Config, Proto};
+    use crate::setup::Config;
 
     #[test]
     fn json_has_the_required_shape() {
         let row = Row {
             config: Config::Memory,
             proto: Proto::Tls13,
-            rate: 1234.5,
-            rate_min: 1000.0,
-            rate_max: 1300.0,
-            p50_us: 80.0,
-            p99_us: 150.0,
-            server_cpu_us: 40.5,
-            client_cpu_us: 30.0,
-            redis_cpu_us: None,
+            figures: Figures {
+                rate: 1234.5,
+                rate_min: 1000.0,
+                rate_max: 1300.0,
+                p50_us: 80.0,
+                p99_us: 150.0,
+                server_cpu_us: 40.5,
+                client_cpu_us: 30.0,
+                redis_cpu_us: None,
+                handshakes: 10,
+                errors: 0,
+                cache_misses: 0,
+                cache_errors: 0,
+            },
             ratio: Some(0.98),
             cpu_ratio: None,
             ratio_to_memory: Some(1.0),
-            handshakes: 10,
-            errors: 0,
-            cache_misses: 0,
-            cache_errors: 0,
         };
         let j = json(&[row], &[], &[], &[], &[("load", "0.5 \"x\"".into())]);
         assert!(j.starts_with("{\"results\":[\n  {\"config\":\"memory\",\"protocol\":\"TLSv1.3\",\"handshakes_per_sec\":1234.5,\"p50_us\":80.0,"), "{j}");
@@ -357,21 +356,23 @@ mod tests {
             config: LoadConfig::AsyncRedisSlow,
             label: LoadConfig::AsyncRedisSlow.label(16),
             proto: Proto::Tls12,
-            rate: 2000.0,
-            rate_min: 1900.0,
-            rate_max: 2100.0,
-            p50_us: 7000.0,
-            p99_us: 12000.0,
-            server_cpu_us: 150.0,
-            client_cpu_us: 140.0,
-            redis_cpu_us: Some(20.0),
+            figures: Figures {
+                rate: 2000.0,
+                rate_min: 1900.0,
+                rate_max: 2100.0,
+                p50_us: 7000.0,
+                p99_us: 12000.0,
+                server_cpu_us: 150.0,
+                client_cpu_us: 140.0,
+                redis_cpu_us: Some(20.0),
+                handshakes: 100,
+                errors: 0,
+                cache_misses: 0,
+                cache_errors: 0,
+            },
             ratio_to_blocking: Some(1.8),
             cpu_ratio_to_blocking: Some(1.1),
-            handshakes: 100,
-            errors: 0,
             refills: 0,
-            cache_misses: 0,
-            cache_errors: 0,
             settings,
         };
         let j = json(&[], std::slice::from_ref(&row), &[], &[], &[]);

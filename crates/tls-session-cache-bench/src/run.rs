@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use openssl::ssl::SslSession;
-use tls_session_cache_openssl::SessionCache;
+use tls_session_cache_openssl::{CacheStats, SessionCache};
 
 use crate::client::Client;
 use crate::cpu::{ThreadClock, process_cpu};
@@ -70,6 +70,76 @@ impl Turn {
     /// Every error of the turn.
     pub fn errors(&self) -> u64 {
         self.wrong_kind + self.failures + self.mismatches.len() as u64
+    }
+
+    /// Prints the turn's mismatches (`  PROTO LABEL round N: …`, round
+    /// `round` counted from 0) and adds ` NAME/1.x=RATE` to the round's
+    /// progress `line`.
+    pub(crate) fn report(
+        &self,
+        line: &mut String,
+        proto: Proto,
+        label: &str,
+        name: &str,
+        round: usize,
+    ) {
+        for m in &self.mismatches {
+            eprintln!("  {} {label} round {}: {m}", proto.name(), round + 1);
+        }
+        line.push_str(&format!(
+            " {name}/{}={:.0}",
+            &proto.name()[4..],
+            self.rate()
+        ));
+    }
+
+    /// Cross-check: the server's (resumed, full, failed) `counts` must be
+    /// the (resumed, full) that `who` (the client, the clients) expected.
+    pub(crate) fn check_server(
+        &mut self,
+        counts: (u64, u64, u64),
+        expected: (u64, u64),
+        who: &str,
+    ) {
+        if (counts.0, counts.1) != expected || counts.2 != 0 {
+            self.mismatches.push(format!(
+                "server counted resumed/full/failed {}/{}/{}, {who} {}/{}/{}",
+                counts.0, counts.1, counts.2, expected.0, expected.1, self.failures
+            ));
+        }
+    }
+
+    /// Cross-check: the resumptions the cache counted from `before` to
+    /// `after` must be the `resumed` the server counted. Keeps the cache's
+    /// misses and errors over the turn.
+    pub(crate) fn check_cache(&mut self, before: &CacheStats, after: &CacheStats, resumed: u64) {
+        if after.resumed - before.resumed != resumed {
+            self.mismatches.push(format!(
+                "cache counted {} resumed, server {resumed}",
+                after.resumed - before.resumed
+            ));
+        }
+        self.cache_misses = after.misses - before.misses;
+        self.cache_errors = after.errors - before.errors;
+    }
+}
+
+/// The order of the `n` turns of round `round` (from 0): A B C … then
+/// … C B A, so that a linear drift in machine speed hits every
+/// configuration alike.
+pub(crate) fn round_order(round: usize, n: usize) -> Vec<usize> {
+    if round.is_multiple_of(2) {
+        (0..n).collect()
+    } else {
+        (0..n).rev().collect()
+    }
+}
+
+/// CPU time process `pid` has used since `before` (both known, or `None`).
+pub(crate) fn cpu_since(before: Option<Duration>, pid: Option<u32>) -> Option<Duration> {
+    match (before, pid.and_then(process_cpu)) {
+        (Some(a), Some(b)) => Some(b.saturating_sub(a)),
+        _ => None,
     }
 }
 
@@ -184,33 +254,16 @@ pub fn turn(
     let counts = settle(&target.server, counts0, connections);
     t.server_cpu = target.server.cpu() - server0;
     t.client_cpu = me.now() - client0;
-    t.redis_cpu = match (redis0, redis_pid.and_then(process_cpu)) {
-        (Some(a), Some(b)) => Some(b.saturating_sub(a)),
-        _ => None,
-    };
+    t.redis_cpu = cpu_since(redis0, redis_pid);
     // Cross-checks: the server's view must match the client's.
-    let (expected_resumed, expected_full) = if resumes {
+    let expected = if resumes {
         (t.handshakes, t.wrong_kind + t.refills)
     } else {
         (t.wrong_kind, t.handshakes)
     };
-    if (counts.0, counts.1) != (expected_resumed, expected_full) || counts.2 != 0 {
-        t.mismatches.push(format!(
-            "server counted resumed/full/failed {}/{}/{}, client {}/{}/{}",
-            counts.0, counts.1, counts.2, expected_resumed, expected_full, t.failures
-        ));
-    }
+    t.check_server(counts, expected, "client");
     if let (Some(cache), Some(s0)) = (&target.cache, stats0) {
-        let s = cache.stats();
-        if s.resumed - s0.resumed != counts.0 {
-            t.mismatches.push(format!(
-                "cache counted {} resumed, server {}",
-                s.resumed - s0.resumed,
-                counts.0
-            ));
-        }
-        t.cache_misses = s.misses - s0.misses;
-        t.cache_errors = s.errors - s0.errors;
+        t.check_cache(&s0, &cache.stats(), counts.0);
     }
     Ok(t)
 }

@@ -26,6 +26,20 @@ pub struct ServerCounts {
 }
 
 impl ServerCounts {
+    /// Counts one connection's outcome (whether it resumed, or why it
+    /// failed: logged as `{server}: {error}`).
+    pub fn count(&self, outcome: Result<bool, String>, server: &str) {
+        let counter = match outcome {
+            Ok(true) => &self.resumed,
+            Ok(false) => &self.full,
+            Err(e) => {
+                log::warn!("{server}: {e}");
+                &self.failed
+            }
+        };
+        counter.fetch_add(1, Ordering::SeqCst);
+    }
+
     /// (resumed, full, failed).
     pub fn snapshot(&self) -> (u64, u64, u64) {
         (
@@ -57,26 +71,7 @@ impl Server {
         let (stop2, counts2) = (Arc::clone(&stop), Arc::clone(&counts));
         let thread = std::thread::Builder::new()
             .name(format!("server-{name}"))
-            .spawn(move || {
-                for stream in listener.incoming() {
-                    if stop2.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    let outcome = match stream {
-                        Ok(stream) => serve(&ctx, stream),
-                        Err(e) => Err(e.to_string()),
-                    };
-                    let counter = match outcome {
-                        Ok(true) => &counts2.resumed,
-                        Ok(false) => &counts2.full,
-                        Err(e) => {
-                            log::warn!("server: {e}");
-                            &counts2.failed
-                        }
-                    };
-                    counter.fetch_add(1, Ordering::SeqCst);
-                }
-            })?;
+            .spawn(move || accept_loop(&listener, &ctx, &stop2, &counts2, "server"))?;
         let clock = ThreadClock::of(&thread)?;
         Ok(Server {
             addr,
@@ -104,9 +99,31 @@ impl Drop for Server {
     }
 }
 
-/// One connection; returns whether the handshake resumed. Also the body of
-/// each thread of the blocking thread-pool server of the load group.
-pub(crate) fn serve(ctx: &SslContext, stream: TcpStream) -> Result<bool, String> {
+/// Serves `listener`'s connections one after another, counting each,
+/// until `stop` is set (and a connection wakes the blocking accept). The
+/// body of the server thread, and of each thread of the blocking
+/// thread-pool server of the load group.
+pub(crate) fn accept_loop(
+    listener: &TcpListener,
+    ctx: &SslContext,
+    stop: &AtomicBool,
+    counts: &ServerCounts,
+    server: &str,
+) {
+    for stream in listener.incoming() {
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        let outcome = match stream {
+            Ok(stream) => serve(ctx, stream),
+            Err(e) => Err(e.to_string()),
+        };
+        counts.count(outcome, server);
+    }
+}
+
+/// One connection; returns whether the handshake resumed.
+fn serve(ctx: &SslContext, stream: TcpStream) -> Result<bool, String> {
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .map_err(|e| e.to_string())?;

@@ -17,6 +17,72 @@ pub struct Series {
     pub latencies: Vec<u64>,
 }
 
+/// What one series measured: the figures every row has, in the
+/// sequential group and in the load group.
+#[derive(Debug, Clone, Copy)]
+pub struct Figures {
+    /// Median over rounds of handshakes per second.
+    pub rate: f64,
+    /// Slowest round.
+    pub rate_min: f64,
+    /// Fastest round.
+    pub rate_max: f64,
+    /// Median client-observed latency over every handshake, µs.
+    pub p50_us: f64,
+    /// 99th percentile.
+    pub p99_us: f64,
+    /// Median over rounds of server CPU µs per connection (all its threads).
+    pub server_cpu_us: f64,
+    /// Median over rounds of client CPU µs per connection (all client threads).
+    pub client_cpu_us: f64,
+    /// redis-server CPU µs per connection over the whole run (tick resolution).
+    pub redis_cpu_us: Option<f64>,
+    /// Good handshakes over all rounds (of the kind the configuration
+    /// makes; the load group's are all resumed).
+    pub handshakes: u64,
+    /// Errors over all rounds (wrong kind, failures, count mismatches).
+    pub errors: u64,
+    /// Lookups the binding counted as misses, over all rounds.
+    pub cache_misses: u64,
+    /// Store errors the binding saw (and dropped async writes), over all rounds.
+    pub cache_errors: u64,
+}
+
+impl Figures {
+    /// The figures of a series: its turns (one per round) and the
+    /// latency of every good handshake, nanoseconds.
+    pub fn of(turns: &[Turn], latencies: &[u64]) -> Figures {
+        let rates: Vec<f64> = turns.iter().map(Turn::rate).collect();
+        let mut lat = latencies.to_vec();
+        lat.sort_unstable();
+        let connections: u64 = turns.iter().map(Turn::connections).sum();
+        Figures {
+            rate: median(rates.clone()),
+            rate_min: rates.iter().copied().fold(f64::INFINITY, f64::min),
+            rate_max: rates.iter().copied().fold(0.0, f64::max),
+            p50_us: percentile(&lat, 50.0) / 1e3,
+            p99_us: percentile(&lat, 99.0) / 1e3,
+            server_cpu_us: median(turns.iter().map(Turn::server_cpu_us).collect()),
+            client_cpu_us: median(turns.iter().map(Turn::client_cpu_us).collect()),
+            redis_cpu_us: turns
+                .iter()
+                .map(|t| t.redis_cpu)
+                .sum::<Option<std::time::Duration>>()
+                .map(|d| d.as_secs_f64() * 1e6 / connections.max(1) as f64),
+            handshakes: turns.iter().map(|t| t.handshakes).sum(),
+            errors: turns.iter().map(Turn::errors).sum(),
+            cache_misses: turns.iter().map(|t| t.cache_misses).sum(),
+            cache_errors: turns.iter().map(|t| t.cache_errors).sum(),
+        }
+    }
+}
+
+/// Median over rounds of `f(turn) / f(the anchor's turn of the same
+/// round)`; `None` without an anchor.
+pub fn paired(turns: &[Turn], anchor: Option<&[Turn]>, f: impl Fn(&Turn) -> f64) -> Option<f64> {
+    anchor.map(|a| median(turns.iter().zip(a).map(|(t, at)| f(t) / f(at)).collect()))
+}
+
 /// One line of the results.
 #[derive(Debug, Clone)]
 pub struct Row {
@@ -24,36 +90,14 @@ pub struct Row {
     pub config: Config,
     /// The protocol.
     pub proto: Proto,
-    /// Median over rounds of handshakes per second.
-    pub rate: f64,
-    /// Slowest round.
-    pub rate_min: f64,
-    /// Fastest round.
-    pub rate_max: f64,
-    /// Latency percentiles over every handshake, microseconds.
-    pub p50_us: f64,
-    /// 99th percentile.
-    pub p99_us: f64,
-    /// Median over rounds of server CPU µs per connection.
-    pub server_cpu_us: f64,
-    /// Median over rounds of client CPU µs per connection.
-    pub client_cpu_us: f64,
-    /// redis-server CPU µs per connection over the whole run (tick resolution).
-    pub redis_cpu_us: Option<f64>,
+    /// What was measured.
+    pub figures: Figures,
     /// Median over rounds of (this rate / `internal`'s rate in the same round).
     pub ratio: Option<f64>,
     /// Median over rounds of (this server CPU / `internal`'s in the same round).
     pub cpu_ratio: Option<f64>,
     /// Median over rounds of (this rate / `memory`'s rate in the same round).
     pub ratio_to_memory: Option<f64>,
-    /// Good handshakes over all rounds.
-    pub handshakes: u64,
-    /// Errors over all rounds (wrong kind, failures, count mismatches).
-    pub errors: u64,
-    /// Lookups the binding counted as misses, over all rounds.
-    pub cache_misses: u64,
-    /// Store errors the binding saw, over all rounds.
-    pub cache_errors: u64,
 }
 
 /// The median of `v` (mean of the middle two for an even count); NaN if empty.
@@ -85,49 +129,24 @@ pub fn rows(series: &[Series]) -> Vec<Row> {
         series
             .iter()
             .find(|s| s.config == config && s.proto == proto)
+            .map(|a| a.turns.as_slice())
     };
     series
         .iter()
         .map(|s| {
-            let rates: Vec<f64> = s.turns.iter().map(Turn::rate).collect();
-            let mut lat = s.latencies.clone();
-            lat.sort_unstable();
-            let paired = |config: Config, f: &dyn Fn(&Turn) -> f64| {
-                anchor(config, s.proto).map(|a| {
-                    median(
-                        s.turns
-                            .iter()
-                            .zip(&a.turns)
-                            .map(|(t, at)| f(t) / f(at))
-                            .collect(),
-                    )
-                })
-            };
-            let connections: u64 = s.turns.iter().map(Turn::connections).sum();
-            let redis: Option<f64> = s
-                .turns
-                .iter()
-                .map(|t| t.redis_cpu)
-                .sum::<Option<std::time::Duration>>()
-                .map(|d| d.as_secs_f64() * 1e6 / connections.max(1) as f64);
+            let ratio =
+                |config: Config, f: fn(&Turn) -> f64| paired(&s.turns, anchor(config, s.proto), f);
+            let mut figures = Figures::of(&s.turns, &s.latencies);
+            if !s.config.needs_redis() {
+                figures.redis_cpu_us = None;
+            }
             Row {
                 config: s.config,
                 proto: s.proto,
-                rate: median(rates.clone()),
-                rate_min: rates.iter().copied().fold(f64::INFINITY, f64::min),
-                rate_max: rates.iter().copied().fold(0.0, f64::max),
-                p50_us: percentile(&lat, 50.0) / 1e3,
-                p99_us: percentile(&lat, 99.0) / 1e3,
-                server_cpu_us: median(s.turns.iter().map(Turn::server_cpu_us).collect()),
-                client_cpu_us: median(s.turns.iter().map(Turn::client_cpu_us).collect()),
-                redis_cpu_us: if s.config.needs_redis() { redis } else { None },
-                ratio: paired(Config::Internal, &Turn::rate),
-                cpu_ratio: paired(Config::Internal, &Turn::server_cpu_us),
-                ratio_to_memory: paired(Config::Memory, &Turn::rate),
-                handshakes: s.turns.iter().map(|t| t.handshakes).sum(),
-                errors: s.turns.iter().map(Turn::errors).sum(),
-                cache_misses: s.turns.iter().map(|t| t.cache_misses).sum(),
-                cache_errors: s.turns.iter().map(|t| t.cache_errors).sum(),
+                figures,
+                ratio: ratio(Config::Internal, Turn::rate),
+                cpu_ratio: ratio(Config::Internal, Turn::server_cpu_us),
+                ratio_to_memory: ratio(Config::Memory, Turn::rate),
             }
         })
         .collect()

@@ -51,7 +51,7 @@ pub fn chart(rows: &[Row], title: &str) -> String {
         .collect();
     let top = rows
         .iter()
-        .map(|r| r.rate_max.max(r.rate))
+        .map(|r| r.figures.rate_max.max(r.figures.rate))
         .fold(0.0, f64::max);
     let (ymax, step) = axis(top);
     let plot_w = W - LEFT - RIGHT;
@@ -105,7 +105,7 @@ pub fn chart(rows: &[Row], title: &str) -> String {
                 continue;
             };
             let x = gx + bar_w * pi as f64;
-            let (top_y, base) = (y(r.rate), y(0.0));
+            let (top_y, base) = (y(r.figures.rate), y(0.0));
             let _ = writeln!(
                 s,
                 r#"<rect x="{x:.1}" y="{top_y:.1}" width="{:.1}" height="{:.1}" fill="{}"><title>{} {}: {:.0} handshakes/s</title></rect>"#,
@@ -114,25 +114,27 @@ pub fn chart(rows: &[Row], title: &str) -> String {
                 colour(*p),
                 c.name(),
                 p.name(),
-                r.rate
+                r.figures.rate
             );
             let cx = x + (bar_w - 2.0) / 2.0;
-            if r.rate_min.is_finite() {
+            if r.figures.rate_min.is_finite() {
                 let _ = writeln!(
                     s,
                     r#"<line x1="{cx:.1}" y1="{:.1}" x2="{cx:.1}" y2="{:.1}" stroke="black"/>"#,
-                    y(r.rate_min),
-                    y(r.rate_max)
+                    y(r.figures.rate_min),
+                    y(r.figures.rate_max)
                 );
             }
             let label = match r.ratio {
-                Some(q) if r.config != Config::Internal => format!("{:.0} ({q:.2}×)", r.rate),
-                _ => format!("{:.0}", r.rate),
+                Some(q) if r.config != Config::Internal => {
+                    format!("{:.0} ({q:.2}×)", r.figures.rate)
+                }
+                _ => format!("{:.0}", r.figures.rate),
             };
             let _ = writeln!(
                 s,
                 r#"<text x="{cx:.1}" y="{:.1}" text-anchor="middle" font-size="10">{label}</text>"#,
-                y(r.rate_max.max(r.rate)) - 5.0
+                y(r.figures.rate_max.max(r.figures.rate)) - 5.0
             );
         }
         let _ = writeln!(

@@ -41,8 +41,7 @@ fn main() -> ExitCode {
 
         // TLS 1.2: one full handshake, then the session id again and again.
         let c12 = Client::new(SslVersion::TLS1_2);
-        let session = c12.connect(server.addr, None).last_session();
-        server.accepted();
+        let session = server.full_handshake(&c12).last_session();
         for i in 0..per_version {
             let c = c12.connect(server.addr, Some(&session));
             if !c.resumed || !server.accepted().resumed {
@@ -53,8 +52,7 @@ fn main() -> ExitCode {
 
         // TLS 1.3: a chain, each resumption using the ticket the last one gave.
         let c13 = Client::new(SslVersion::TLS1_3);
-        let mut ticket = c13.connect(server.addr, None).last_session();
-        server.accepted();
+        let mut ticket = server.full_handshake(&c13).last_session();
         for i in 0..per_version {
             let c = c13.connect(server.addr, Some(&ticket));
             if !c.resumed || !server.accepted().resumed {

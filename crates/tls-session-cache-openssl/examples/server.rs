@@ -35,101 +35,24 @@
 //! handshakes are full until Redis answers (`--redis-timeout-ms`, default
 //! 50, bounds every Redis call).
 
+mod common;
+
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::net::{TcpListener, TcpStream};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use openssl::pkey::{PKey, Private};
-use openssl::ssl::{Ssl, SslAcceptor, SslContext, SslMethod, SslStream};
-use openssl::x509::X509;
+use common::{Args, IO_TIMEOUT, Logger};
+use openssl::ssl::{Ssl, SslContext, SslStream};
 use tls_session_cache::{MemoryStore, SessionStore};
-use tls_session_cache_openssl::{SessionCache, self_signed_localhost};
-use tls_session_cache_redis::{CircuitState, KeyRing, RedisStore, TieredStore};
+use tls_session_cache_openssl::SessionCache;
+use tls_session_cache_redis::{KeyRing, RedisStore, TieredStore};
 
-const USAGE: &str = "usage: server [--listen IP:PORT] [--cert PEM --key PEM] \
-[--store memory|redis://HOST:PORT|redis+cluster://H1:P1,H2:P2,...|tiered+redis://HOST:PORT] \
-[--seal-key-file PATH] [--redis-timeout-ms MS] [--lifetime SECS] \
-[--context STR] [--tickets] [--threads N]";
-
-/// Largest request read, and how long a client may take to send it.
-const MAX_REQUEST: usize = 8 * 1024;
-const IO_TIMEOUT: Duration = Duration::from_secs(5);
-
-#[derive(Debug)]
-struct Args {
-    listen: SocketAddr,
-    cert: Option<PathBuf>,
-    key: Option<PathBuf>,
-    store: String,
-    seal_key_file: Option<PathBuf>,
-    redis_timeout: Option<Duration>,
-    lifetime: Option<u64>,
-    context: Option<String>,
-    tickets: bool,
-    threads: usize,
-}
-
-fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
-    let mut a = Args {
-        listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
-        cert: None,
-        key: None,
-        store: "memory".into(),
-        seal_key_file: None,
-        redis_timeout: None,
-        lifetime: None,
-        context: None,
-        tickets: false,
-        threads: 2,
-    };
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--listen" => {
-                let v = value()?;
-                a.listen = v.parse().map_err(|e| format!("--listen {v}: {e}"))?;
-            }
-            "--cert" => a.cert = Some(value()?.into()),
-            "--key" => a.key = Some(value()?.into()),
-            "--store" => a.store = value()?,
-            "--seal-key-file" => a.seal_key_file = Some(value()?.into()),
-            "--redis-timeout-ms" => {
-                let v = value()?;
-                let ms: u64 = v
-                    .parse()
-                    .map_err(|e| format!("--redis-timeout-ms {v}: {e}"))?;
-                if ms == 0 {
-                    return Err("--redis-timeout-ms must be at least 1".into());
-                }
-                a.redis_timeout = Some(Duration::from_millis(ms));
-            }
-            "--lifetime" => {
-                let v = value()?;
-                a.lifetime = Some(v.parse().map_err(|e| format!("--lifetime {v}: {e}"))?);
-            }
-            "--context" => a.context = Some(value()?),
-            "--tickets" => a.tickets = true,
-            "--threads" => {
-                let v = value()?;
-                a.threads = v.parse().map_err(|e| format!("--threads {v}: {e}"))?;
-                if a.threads == 0 {
-                    return Err("--threads must be at least 1".into());
-                }
-            }
-            "-h" | "--help" => return Err(String::new()),
-            other => return Err(format!("unknown argument {other}")),
-        }
-    }
-    if a.cert.is_some() != a.key.is_some() {
-        return Err("--cert and --key go together".into());
-    }
-    Ok(a)
-}
+/// The `--store` choices in the usage line.
+const STORES: &str =
+    "memory|redis://HOST:PORT|redis+cluster://H1:P1,H2:P2,...|tiered+redis://HOST:PORT";
 
 /// The store in use, kept beside the cache for the statistics that only
 /// the store's own type knows.
@@ -147,32 +70,11 @@ impl StoreHandle {
             StoreHandle::Redis(r) => (r.as_ref(), None),
             StoreHandle::Tiered(t) => (t.remote(), Some(t.local_hits())),
         };
-        let r = redis.redis_stats();
-        let circuit = match redis.circuit_state() {
-            CircuitState::Closed => "closed",
-            CircuitState::Open => "open",
-            CircuitState::HalfOpen => "half_open",
-        };
-        let mut json = format!(
-            concat!(
-                "{{\"timeouts\":{},\"circuit_open_rejections\":{},\"circuit_opens\":{},",
-                "\"corrupt\":{},\"unknown_key\":{},\"dropped_writes\":{},",
-                "\"queued_writes\":{},\"circuit\":\"{}\""
-            ),
-            r.timeouts,
-            r.circuit_open_rejections,
-            r.circuit_opens,
-            r.corrupt,
-            r.unknown_key,
-            r.dropped_writes,
-            r.queued_writes,
-            circuit,
-        );
-        if let Some(n) = local_hits {
-            json.push_str(&format!(",\"local_hits\":{n}"));
-        }
-        json.push('}');
-        Some(json)
+        Some(common::redis_json(
+            redis.redis_stats(),
+            redis.circuit_state(),
+            local_hits,
+        ))
     }
 
     /// Checks at start that Redis answers; a down Redis is only a warning.
@@ -196,48 +98,30 @@ impl StoreHandle {
 /// counters are added as a last member `"redis":{…}` (the other members and
 /// their names are those of `CacheStats::to_json`, unchanged).
 fn stats_json(cache: &SessionCache, handle: &StoreHandle) -> String {
-    let json = cache.stats().to_json();
-    match (handle.redis_json(), json.strip_suffix('}')) {
-        (Some(redis), Some(head)) => format!("{head},\"redis\":{redis}}}"),
-        _ => json,
+    match handle.redis_json() {
+        Some(redis) => cache.stats().to_json_with(&[("redis", redis)]),
+        None => cache.stats().to_json(),
     }
-}
-
-/// Reads the seal key file if one was given.
-fn seal_keys(seal_key_file: Option<&PathBuf>) -> Result<Option<KeyRing>, String> {
-    seal_key_file
-        .map(|path| KeyRing::from_file(path).map_err(|e| format!("--seal-key-file: {e}")))
-        .transpose()
 }
 
 /// A Redis store for `url` (`redis://…` or `redis+cluster://…`).
-fn redis_store(
-    url: &str,
-    keys: Option<KeyRing>,
-    timeout: Option<Duration>,
-) -> Result<RedisStore, String> {
-    let keys = match keys {
-        Some(keys) => keys,
-        None => {
-            log::warn!(
-                "no --seal-key-file: sealing sessions under an ephemeral key made now; other \
-                 servers cannot open this server's sessions, and this server cannot open them \
-                 after a restart. Give every server of a fleet the same key file."
-            );
-            KeyRing::generate().map_err(|e| e.to_string())?
-        }
-    };
-    let mut builder = RedisStore::builder(url).seal_keys(keys);
-    if let Some(t) = timeout {
-        builder = builder.timeouts(t);
-    }
-    builder.build().map_err(|e| format!("--store {url}: {e}"))
+fn redis_store(url: &str, keys: Option<KeyRing>, args: &Args) -> Result<RedisStore, String> {
+    common::redis_builder(
+        url,
+        keys,
+        args,
+        "no --seal-key-file: sealing sessions under an ephemeral key made now; other \
+         servers cannot open this server's sessions, and this server cannot open them \
+         after a restart. Give every server of a fleet the same key file.",
+    )?
+    .build()
+    .map_err(|e| format!("--store {url}: {e}"))
 }
 
 /// The one place a store is chosen from the command line.
 fn open_store(args: &Args) -> Result<(Box<dyn SessionStore>, StoreHandle), String> {
     let spec = args.store.as_str();
-    let keys = seal_keys(args.seal_key_file.as_ref())?;
+    let keys = common::seal_keys(args)?;
     let is_redis = |s: &str| s.starts_with("redis://") || s.starts_with("redis+cluster://");
     let opened = match spec {
         "memory" => {
@@ -256,7 +140,7 @@ fn open_store(args: &Args) -> Result<(Box<dyn SessionStore>, StoreHandle), Strin
             )
         }
         s if is_redis(s) => {
-            let store = Arc::new(redis_store(s, keys, args.redis_timeout)?);
+            let store = Arc::new(redis_store(s, keys, args)?);
             (
                 Box::new(Arc::clone(&store)) as Box<dyn SessionStore>,
                 StoreHandle::Redis(store),
@@ -264,7 +148,7 @@ fn open_store(args: &Args) -> Result<(Box<dyn SessionStore>, StoreHandle), Strin
         }
         s if s.strip_prefix("tiered+").is_some_and(is_redis) => {
             let url = &s["tiered+".len()..];
-            let remote = redis_store(url, keys, args.redis_timeout)?;
+            let remote = redis_store(url, keys, args)?;
             let store = Arc::new(TieredStore::new(MemoryStore::default(), remote));
             (
                 Box::new(Arc::clone(&store)) as Box<dyn SessionStore>,
@@ -282,53 +166,22 @@ fn open_store(args: &Args) -> Result<(Box<dyn SessionStore>, StoreHandle), Strin
     Ok(opened)
 }
 
-fn load_identity(args: &Args) -> Result<(X509, PKey<Private>), String> {
-    match (&args.cert, &args.key) {
-        (Some(cert), Some(key)) => {
-            let cert_pem = std::fs::read(cert).map_err(|e| format!("{}: {e}", cert.display()))?;
-            let key_pem = std::fs::read(key).map_err(|e| format!("{}: {e}", key.display()))?;
-            let cert = X509::from_pem(&cert_pem).map_err(|e| format!("{}: {e}", cert.display()))?;
-            let key = PKey::private_key_from_pem(&key_pem)
-                .map_err(|e| format!("{}: {e}", key.display()))?;
-            Ok((cert, key))
-        }
-        _ => self_signed_localhost().map_err(|e| format!("self-signed certificate: {e}")),
-    }
-}
-
 fn build(args: &Args) -> Result<(SessionCache, StoreHandle, SslContext), String> {
     let (store, handle) = open_store(args)?;
-    let mut cache = SessionCache::builder()
+    let cache = common::cache_settings(args)
         .store(store)
-        .stateless_tickets(args.tickets);
-    if let Some(secs) = args.lifetime {
-        cache = cache.lifetime(Duration::from_secs(secs));
-    }
-    if let Some(ctx) = &args.context {
-        cache = cache.context(ctx.as_bytes());
-    }
-    let cache = cache.build().map_err(|e| e.to_string())?;
-    let (cert, key) = load_identity(args)?;
-    let mut acceptor =
-        SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server()).map_err(|e| e.to_string())?;
-    acceptor.set_certificate(&cert).map_err(|e| e.to_string())?;
-    acceptor.set_private_key(&key).map_err(|e| e.to_string())?;
-    acceptor.check_private_key().map_err(|e| e.to_string())?;
+        .build()
+        .map_err(|e| e.to_string())?;
+    let mut acceptor = common::acceptor(args)?;
     cache.install(&mut acceptor).map_err(|e| e.to_string())?;
     Ok((cache, handle, acceptor.build().into_context()))
 }
 
 fn main() -> ExitCode {
     Logger::install();
-    let args = match parse_args(std::env::args().skip(1)) {
+    let args = match common::args_or_usage("server", STORES) {
         Ok(a) => a,
-        Err(msg) => {
-            if !msg.is_empty() {
-                eprintln!("server: {msg}");
-            }
-            eprintln!("{USAGE}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let (cache, handle, ctx) = match build(&args) {
         Ok(x) => x,
@@ -392,11 +245,7 @@ fn serve(
         })
         .collect();
 
-    {
-        let mut out = io::stdout().lock();
-        writeln!(out, "listening on {addr}")?;
-        out.flush()?;
-    }
+    common::announce(addr)?;
     log::info!("listening on {addr}, {} worker threads", args.threads);
 
     for stream in listener.incoming() {
@@ -436,23 +285,7 @@ fn serve_connection(
         .accept(stream)
         .map_err(|e| io::Error::other(e.to_string()))?;
     let request = read_request(&mut tls);
-    let body = if request.starts_with(b"GET /stats") {
-        stats_json(cache, handle)
-    } else {
-        let ssl = tls.ssl();
-        let id = ssl.session().map(|s| hex(s.id())).unwrap_or_default();
-        format!(
-            "{{\"resumed\":{},\"protocol\":\"{}\",\"session_id\":\"{}\"}}",
-            ssl.session_reused(),
-            ssl.version_str(),
-            id
-        )
-    };
-    let response = format!(
-        "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{}",
-        body.len(),
-        body
-    );
+    let response = common::response(&request, tls.ssl(), || stats_json(cache, handle));
     tls.write_all(response.as_bytes())?;
     tls.flush()?;
     // close_notify: without it OpenSSL would drop the session (remove callback).
@@ -466,47 +299,11 @@ fn serve_connection(
 fn read_request(tls: &mut SslStream<TcpStream>) -> Vec<u8> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 1024];
-    while buf.len() < MAX_REQUEST && !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+    while !common::request_read(&buf) {
         match tls.read(&mut chunk) {
             Ok(0) | Err(_) => break,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
     }
     buf
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Logs to stderr; level from `RUST_LOG` (error, warn, info, debug), default info.
-struct Logger(log::LevelFilter);
-
-impl Logger {
-    fn install() {
-        let level = match std::env::var("RUST_LOG").as_deref() {
-            Ok("error") => log::LevelFilter::Error,
-            Ok("warn") => log::LevelFilter::Warn,
-            Ok("debug") => log::LevelFilter::Debug,
-            Ok("trace") => log::LevelFilter::Trace,
-            Ok("off") => log::LevelFilter::Off,
-            _ => log::LevelFilter::Info,
-        };
-        let logger: &'static Logger = Box::leak(Box::new(Logger(level)));
-        if log::set_logger(logger).is_ok() {
-            log::set_max_level(level);
-        }
-    }
-}
-
-impl log::Log for Logger {
-    fn enabled(&self, m: &log::Metadata<'_>) -> bool {
-        m.level() <= self.0
-    }
-    fn log(&self, r: &log::Record<'_>) {
-        if self.enabled(r.metadata()) {
-            eprintln!("[{}] {}", r.level(), r.args());
-        }
-    }
-    fn flush(&self) {}
 }

@@ -49,8 +49,16 @@ pub struct CacheStats {
 impl CacheStats {
     /// The statistics as one line of JSON, every counter included.
     pub fn to_json(&self) -> String {
+        self.to_json_with(&[])
+    }
+
+    /// [`to_json`](Self::to_json) with `extra` members appended, in order,
+    /// after the counters: each is a name (written as given, so it must not
+    /// need escaping) and a raw JSON value (an object, number, string with
+    /// its quotes…), e.g. `("redis", "{\"timeouts\":0}".to_string())`.
+    pub fn to_json_with(&self, extra: &[(&str, String)]) -> String {
         let s = &self.store;
-        format!(
+        let mut json = format!(
             concat!(
                 "{{\"resumed\":{},\"full\":{},\"lookups\":{},\"hits\":{},\"misses\":{},",
                 "\"stored\":{},\"skipped\":{},\"oversize\":{},\"corrupt\":{},\"mismatched\":{},",
@@ -58,7 +66,7 @@ impl CacheStats {
                 "\"decoded_hits\":{},\"decoded_entries\":{},",
                 "\"store\":{{\"hits\":{},\"misses\":{},\"inserts\":{},\"evictions\":{},",
                 "\"expirations\":{},\"oversize\":{},\"removals\":{},\"errors\":{},",
-                "\"entries\":{},\"bytes\":{}}}}}"
+                "\"entries\":{},\"bytes\":{}}}"
             ),
             self.resumed,
             self.full,
@@ -86,7 +94,12 @@ impl CacheStats {
             s.errors,
             s.entries,
             s.bytes,
-        )
+        );
+        for (name, value) in extra {
+            json.push_str(&format!(",\"{name}\":{value}"));
+        }
+        json.push('}');
+        json
     }
 }
 
@@ -157,5 +170,19 @@ mod tests {
         assert!(json.contains("\"store\":{\"hits\":0,"), "{json}");
         assert!(json.ends_with("\"bytes\":0}}"), "{json}");
         assert_eq!(json.matches(':').count(), 27, "{json}");
+    }
+
+    #[test]
+    fn extra_members_follow_the_counters_in_order() {
+        let stats = CacheStats {
+            resumed: 3,
+            ..CacheStats::default()
+        };
+        let plain = stats.to_json();
+        assert_eq!(stats.to_json_with(&[]), plain);
+        let extended =
+            stats.to_json_with(&[("a", "{\"x\":1}".to_string()), ("b", "2".to_string())]);
+        let head = plain.strip_suffix('}').unwrap();
+        assert_eq!(extended, format!("{head},\"a\":{{\"x\":1}},\"b\":2}}"));
     }
 }

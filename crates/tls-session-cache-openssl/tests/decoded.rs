@@ -7,19 +7,13 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{Client, TestServer, identity, master_key, server_builder};
+use common::{Client, TestServer, identity, master_key, server_builder, server_with};
 use openssl::ssl::{SslSession, SslVersion};
 use tls_session_cache::{MemoryStore, SessionKey, SessionStore};
 use tls_session_cache_openssl::SessionCache;
 
 const TLS12: SslVersion = SslVersion::TLS1_2;
 const TLS13: SslVersion = SslVersion::TLS1_3;
-
-fn server_with(cache: &SessionCache) -> TestServer {
-    let mut b = server_builder(&identity("localhost"));
-    cache.install(&mut b).unwrap();
-    TestServer::start(b.build())
-}
 
 #[test]
 fn a_session_resumed_from_the_map_is_the_one_offered() {
@@ -56,8 +50,7 @@ fn tls13_single_use_holds_with_the_map() {
     let cache = SessionCache::builder().context(b"dec13").build().unwrap();
     let server = server_with(&cache);
     let client = Client::new(TLS13);
-    let first = client.connect(server.addr, None);
-    server.accepted();
+    let first = server.full_handshake(&client);
     assert_eq!(first.sessions.len(), 2);
     assert_eq!(cache.stats().decoded_entries, 2);
     let replay = common::copy(&first.sessions[0]);
@@ -100,10 +93,8 @@ fn a_session_removed_from_the_store_is_not_resumed_from_the_map() {
     let ctx = b.build();
     let server = TestServer::start(ctx.clone());
     let client = Client::new(TLS12);
-    let a = client.connect(server.addr, None).last_session();
-    server.accepted();
-    let b = client.connect(server.addr, None).last_session();
-    server.accepted();
+    let a = server.full_handshake(&client).last_session();
+    let b = server.full_handshake(&client).last_session();
     assert_eq!(cache.stats().decoded_entries, 2);
 
     // Behind the binding's back: the store forgets `a`; the map still has
@@ -141,8 +132,7 @@ fn with_the_map_off_everything_resumes_by_decoding() {
     let server = server_with(&cache);
     for version in [TLS12, TLS13] {
         let client = Client::new(version);
-        let first = client.connect(server.addr, None);
-        server.accepted();
+        let first = server.full_handshake(&client);
         let s = first.last_session();
         let replay = common::copy(&s);
         let again = client.connect(server.addr, Some(&s));
@@ -177,11 +167,7 @@ fn the_map_is_bounded() {
     let server = server_with(&cache);
     let client = Client::new(TLS12);
     let sessions: Vec<SslSession> = (0..6)
-        .map(|_| {
-            let s = client.connect(server.addr, None).last_session();
-            server.accepted();
-            s
-        })
+        .map(|_| server.full_handshake(&client).last_session())
         .collect();
     let stats = cache.stats();
     // Two shards of one entry each.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{Client, TestServer, identity, server_builder};
+use common::{Client, TestServer, identity, server_builder, server_with};
 use openssl::ssl::{SniError, SslVerifyMode, SslVersion};
 use tls_session_cache::{
     ManualClock, MemoryStore, Protocol, SessionKey, SessionStore, StoreError, StoreStats,
@@ -17,13 +17,6 @@ use tls_session_cache_openssl::SessionCache;
 
 const TLS12: SslVersion = SslVersion::TLS1_2;
 const TLS13: SslVersion = SslVersion::TLS1_3;
-
-/// A server with `cache` installed on a fresh context.
-fn server_with(cache: &SessionCache) -> TestServer {
-    let mut b = server_builder(&identity("localhost"));
-    cache.install(&mut b).unwrap();
-    TestServer::start(b.build())
-}
 
 #[test]
 fn tls12_session_id_resumes() {
@@ -92,8 +85,7 @@ fn tls13_ticket_is_single_use() {
     let server = server_with(&cache);
     let client = Client::new(TLS13);
 
-    let first = client.connect(server.addr, None);
-    server.accepted();
+    let first = server.full_handshake(&client);
     // An OpenSSL client does not offer a TLS 1.3 session object again once
     // it resumed with it (seen with OpenSSL 3.0), so the replay offers a
     // copy of the ticket as it was received, as `s_client -sess_in` does.
@@ -126,8 +118,7 @@ fn tls13_single_use_can_be_turned_off() {
         .unwrap();
     let server = server_with(&cache);
     let client = Client::new(TLS13);
-    let first = client.connect(server.addr, None);
-    server.accepted();
+    let first = server.full_handshake(&client);
     for _ in 0..2 {
         let copy = common::copy(&first.sessions[0]);
         assert!(client.connect(server.addr, Some(&copy)).resumed);
@@ -143,8 +134,7 @@ fn stateless_tickets_bypass_the_cache() {
         .unwrap();
     let server = server_with(&cache);
     let client = Client::new(TLS13);
-    let first = client.connect(server.addr, None);
-    server.accepted();
+    let first = server.full_handshake(&client);
     assert!(
         client
             .connect(server.addr, Some(&first.sessions[0]))
@@ -162,8 +152,7 @@ fn stateless_tickets_bypass_the_cache() {
 fn num_tickets_is_configurable() {
     let cache = SessionCache::builder().num_tickets(3).build().unwrap();
     let server = server_with(&cache);
-    let first = Client::new(TLS13).connect(server.addr, None);
-    server.accepted();
+    let first = server.full_handshake(&Client::new(TLS13));
     assert_eq!(first.sessions.len(), 3);
     assert_eq!(cache.stats().stored, 3);
 }
@@ -185,9 +174,7 @@ fn contexts_sharing_a_store_do_not_resume_each_other() {
     let b = server_with(&cache_b);
     for version in [TLS12, TLS13] {
         let client = Client::new(version);
-        let first = client.connect(a.addr, None);
-        a.accepted();
-        let session = first.last_session();
+        let session = a.full_handshake(&client).last_session();
         assert!(
             !client.connect(b.addr, Some(&session)).resumed,
             "{version:?}"
@@ -218,10 +205,8 @@ fn expired_sessions_are_not_resumed() {
     let server = server_with(&cache);
     let c12 = Client::new(TLS12);
     let c13 = Client::new(TLS13);
-    let s12 = c12.connect(server.addr, None).last_session();
-    server.accepted();
-    let s13 = c13.connect(server.addr, None).sessions;
-    server.accepted();
+    let s12 = server.full_handshake(&c12).last_session();
+    let s13 = server.full_handshake(&c13).sessions;
 
     clock.advance(Duration::from_secs(59));
     assert!(c12.connect(server.addr, Some(&s12)).resumed);
@@ -248,8 +233,7 @@ fn oversize_session_is_refused_and_counted() {
     let server = server_with(&cache);
     for version in [TLS12, TLS13] {
         let client = Client::new(version);
-        let first = client.connect(server.addr, None);
-        server.accepted();
+        let first = server.full_handshake(&client);
         let again = client.connect(server.addr, Some(&first.last_session()));
         assert!(!again.resumed, "{version:?}");
         assert!(!server.accepted().resumed);
@@ -271,8 +255,7 @@ fn corrupt_bytes_are_a_counted_miss_and_removed() {
         .unwrap();
     let server = server_with(&cache);
     let client = Client::new(TLS12);
-    let session = client.connect(server.addr, None).last_session();
-    server.accepted();
+    let session = server.full_handshake(&client).last_session();
     // TLS 1.2: the client's session id is the server's.
     let key = SessionKey::from_slices(b"corrupt", session.id()).unwrap();
     assert!(store.get(&key).unwrap().is_some());
@@ -295,10 +278,8 @@ fn corrupt_bytes_are_a_counted_miss_and_removed() {
     );
 
     // A valid session stored under another session's key is refused too.
-    let a = client.connect(server.addr, None).last_session();
-    server.accepted();
-    let b = client.connect(server.addr, None).last_session();
-    server.accepted();
+    let a = server.full_handshake(&client).last_session();
+    let b = server.full_handshake(&client).last_session();
     let key_a = SessionKey::from_slices(b"corrupt", a.id()).unwrap();
     let key_b = SessionKey::from_slices(b"corrupt", b.id()).unwrap();
     let stored_b = store.get(&key_b).unwrap().unwrap();
@@ -361,8 +342,7 @@ fn a_panicking_store_is_a_counted_miss() {
         let client = Client::new(version);
         // Stored while the store behaves, looked up while it panics.
         store.armed.store(false, Ordering::SeqCst);
-        let session = client.connect(server.addr, None).last_session();
-        server.accepted();
+        let session = server.full_handshake(&client).last_session();
         store.armed.store(true, Ordering::SeqCst);
         let again = client.connect(server.addr, Some(&session));
         assert!(!again.resumed, "{version:?}");
@@ -375,8 +355,7 @@ fn a_panicking_store_is_a_counted_miss() {
     // The server is still serving.
     store.armed.store(false, Ordering::SeqCst);
     let client = Client::new(TLS12);
-    let s = client.connect(server.addr, None).last_session();
-    server.accepted();
+    let s = server.full_handshake(&client).last_session();
     assert!(client.connect(server.addr, Some(&s)).resumed);
     server.accepted();
 }
@@ -398,8 +377,7 @@ fn sni_switch_to_a_context_without_the_cache_keeps_resuming() {
     let server = TestServer::start(b.build());
     for version in [TLS12, TLS13] {
         let client = Client::new(version);
-        let first = client.connect(server.addr, None);
-        server.accepted();
+        let first = server.full_handshake(&client);
         let again = client.connect(server.addr, Some(&first.last_session()));
         assert!(again.resumed, "{version:?}");
         assert!(server.accepted().resumed);
@@ -451,8 +429,7 @@ fn tls13_resumption_chain_cannot_outlive_max_lifetime() {
         .unwrap();
     let server = server_with(&cache);
     let client = Client::new(TLS13);
-    let mut ticket = client.connect(server.addr, None).last_session();
-    server.accepted();
+    let mut ticket = server.full_handshake(&client).last_session();
     // Each resumption is within 100 s of the ticket it uses, so each would
     // be fine by `lifetime` alone.
     for t in [60, 150, 240] {
@@ -501,8 +478,7 @@ fn install_chains_an_existing_info_callback_and_counts_once() {
     let server = TestServer::start(b.build());
     for version in [TLS12, TLS13] {
         let client = Client::new(version);
-        let first = client.connect(server.addr, None);
-        server.accepted();
+        let first = server.full_handshake(&client);
         assert!(
             client
                 .connect(server.addr, Some(&first.last_session()))

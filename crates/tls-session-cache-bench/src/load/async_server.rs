@@ -178,15 +178,7 @@ async fn accept_loop(
                     Ok(r) => r,
                     Err(_) => Err("connection timed out".into()),
                 };
-            let counter = match outcome {
-                Ok(true) => &counts.resumed,
-                Ok(false) => &counts.full,
-                Err(e) => {
-                    log::warn!("async server: {e}");
-                    &counts.failed
-                }
-            };
-            counter.fetch_add(1, Ordering::SeqCst);
+            counts.count(outcome, "async server");
         });
     }
 }

@@ -13,7 +13,7 @@ use crate::client::Client;
 use crate::cpu::{ThreadClock, process_cpu};
 use crate::error::BenchError;
 use crate::load::LoadServer;
-use crate::run::Turn;
+use crate::run::{Turn, cpu_since};
 use crate::setup::Proto;
 
 /// A client slot: its own context (the new-session callback collects per
@@ -228,27 +228,9 @@ pub fn turn(
     };
     let counts = settle(server, counts0, connections);
     t.server_cpu = server.cpu().saturating_sub(server0);
-    t.redis_cpu = match (redis0, redis_pid.and_then(process_cpu)) {
-        (Some(a), Some(b)) => Some(b.saturating_sub(a)),
-        _ => None,
-    };
+    t.redis_cpu = cpu_since(redis0, redis_pid);
     // Cross-checks: the server's view must match the clients'.
-    let (expected_resumed, expected_full) = (t.handshakes, t.wrong_kind + t.refills);
-    if (counts.0, counts.1) != (expected_resumed, expected_full) || counts.2 != 0 {
-        t.mismatches.push(format!(
-            "server counted resumed/full/failed {}/{}/{}, clients {}/{}/{}",
-            counts.0, counts.1, counts.2, expected_resumed, expected_full, t.failures
-        ));
-    }
-    let s = server.stats();
-    if s.resumed - stats0.resumed != counts.0 {
-        t.mismatches.push(format!(
-            "cache counted {} resumed, server {}",
-            s.resumed - stats0.resumed,
-            counts.0
-        ));
-    }
-    t.cache_misses = s.misses - stats0.misses;
-    t.cache_errors = s.errors - stats0.errors;
+    t.check_server(counts, (t.handshakes, t.wrong_kind + t.refills), "clients");
+    t.check_cache(&stats0, &server.stats(), counts.0);
     Ok(t)
 }

@@ -31,10 +31,10 @@ use tls_session_cache_redis::{AsyncRedisStore, KeyRing, RedisStore};
 
 use crate::cpu;
 use crate::error::BenchError;
-use crate::run::Turn;
+use crate::run::{self, Turn};
 use crate::server::ServerCounts;
 use crate::setup::{CONTEXT, Identity, Proto, REDIS_TIMEOUT, base_context, redis_store};
-use crate::summary::{median, percentile};
+use crate::summary::{Figures, paired};
 
 use self::async_server::AsyncServer;
 use self::clients::Worker;
@@ -215,36 +215,15 @@ pub struct LoadRow {
     pub label: String,
     /// The protocol.
     pub proto: Proto,
-    /// Median over rounds of handshakes per second.
-    pub rate: f64,
-    /// Slowest round.
-    pub rate_min: f64,
-    /// Fastest round.
-    pub rate_max: f64,
-    /// Median client-observed latency over every handshake, µs.
-    pub p50_us: f64,
-    /// 99th percentile.
-    pub p99_us: f64,
-    /// Median over rounds of server CPU µs per connection (all its threads).
-    pub server_cpu_us: f64,
-    /// Median over rounds of client CPU µs per connection (all client threads).
-    pub client_cpu_us: f64,
-    /// redis-server CPU µs per connection over the whole run.
-    pub redis_cpu_us: Option<f64>,
+    /// What was measured (good handshakes are resumed ones; errors include
+    /// full handshakes).
+    pub figures: Figures,
     /// Median over rounds of (this rate / its blocking twin's in the same round).
     pub ratio_to_blocking: Option<f64>,
     /// The same for server CPU per connection.
     pub cpu_ratio_to_blocking: Option<f64>,
-    /// Good (resumed) handshakes over all rounds.
-    pub handshakes: u64,
-    /// Errors over all rounds (full handshakes, failures, count mismatches).
-    pub errors: u64,
     /// Full handshakes made to refill an empty pool (after errors).
     pub refills: u64,
-    /// Lookups the binding counted as misses.
-    pub cache_misses: u64,
-    /// Store errors (and dropped async writes).
-    pub cache_errors: u64,
     /// The settings it ran with.
     pub settings: LoadSettings,
 }
@@ -253,49 +232,18 @@ fn rows(series: &[LoadSeries], settings: &LoadSettings) -> Vec<LoadRow> {
     series
         .iter()
         .map(|s| {
-            let rates: Vec<f64> = s.turns.iter().map(Turn::rate).collect();
-            let mut lat = s.latencies.clone();
-            lat.sort_unstable();
             let twin = series
                 .iter()
-                .find(|t| t.config == s.config.blocking_twin() && t.proto == s.proto);
-            let paired = |f: &dyn Fn(&Turn) -> f64| {
-                twin.map(|a| {
-                    median(
-                        s.turns
-                            .iter()
-                            .zip(&a.turns)
-                            .map(|(t, at)| f(t) / f(at))
-                            .collect(),
-                    )
-                })
-            };
-            let connections: u64 = s.turns.iter().map(Turn::connections).sum();
-            let redis = s
-                .turns
-                .iter()
-                .map(|t| t.redis_cpu)
-                .sum::<Option<Duration>>()
-                .map(|d| d.as_secs_f64() * 1e6 / connections.max(1) as f64);
+                .find(|t| t.config == s.config.blocking_twin() && t.proto == s.proto)
+                .map(|t| t.turns.as_slice());
             LoadRow {
                 config: s.config,
                 label: s.config.label(settings.concurrency),
                 proto: s.proto,
-                rate: median(rates.clone()),
-                rate_min: rates.iter().copied().fold(f64::INFINITY, f64::min),
-                rate_max: rates.iter().copied().fold(0.0, f64::max),
-                p50_us: percentile(&lat, 50.0) / 1e3,
-                p99_us: percentile(&lat, 99.0) / 1e3,
-                server_cpu_us: median(s.turns.iter().map(Turn::server_cpu_us).collect()),
-                client_cpu_us: median(s.turns.iter().map(Turn::client_cpu_us).collect()),
-                redis_cpu_us: redis,
-                ratio_to_blocking: paired(&Turn::rate),
-                cpu_ratio_to_blocking: paired(&Turn::server_cpu_us),
-                handshakes: s.turns.iter().map(|t| t.handshakes).sum(),
-                errors: s.turns.iter().map(Turn::errors).sum(),
+                figures: Figures::of(&s.turns, &s.latencies),
+                ratio_to_blocking: paired(&s.turns, twin, Turn::rate),
+                cpu_ratio_to_blocking: paired(&s.turns, twin, Turn::server_cpu_us),
                 refills: s.turns.iter().map(|t| t.refills).sum(),
-                cache_misses: s.turns.iter().map(|t| t.cache_misses).sum(),
-                cache_errors: s.turns.iter().map(|t| t.cache_errors).sum(),
                 settings: *settings,
             }
         })
@@ -392,13 +340,8 @@ pub fn run(r: &LoadRun<'_>) -> Result<Vec<LoadRow>, BenchError> {
 
     let started = Instant::now();
     for round in 0..r.rounds {
-        let seq: Vec<usize> = if round % 2 == 0 {
-            (0..slots.len()).collect()
-        } else {
-            (0..slots.len()).rev().collect()
-        };
         let mut line = format!("load round {}/{}:", round + 1, r.rounds);
-        for i in seq {
+        for i in run::round_order(round, slots.len()) {
             let (workers, si) = &mut slots[i];
             let s = &mut series[i];
             let t = clients::turn(
@@ -410,20 +353,8 @@ pub fn run(r: &LoadRun<'_>) -> Result<Vec<LoadRow>, BenchError> {
                 r.redis_pid,
                 &mut s.latencies,
             )?;
-            for m in &t.mismatches {
-                eprintln!(
-                    "  {} {} round {}: {m}",
-                    s.proto.name(),
-                    s.config.label(st.concurrency),
-                    round + 1
-                );
-            }
-            line.push_str(&format!(
-                " {}/{}={:.0}",
-                s.config.name(),
-                &s.proto.name()[4..],
-                t.rate()
-            ));
+            let label = s.config.label(st.concurrency);
+            t.report(&mut line, s.proto, &label, s.config.name(), round);
             s.turns.push(t);
         }
         println!("{line}  [load {}]", cpu::load_average());

@@ -14,7 +14,7 @@ use openssl::ssl::SslContext;
 
 use crate::cpu::ThreadClock;
 use crate::error::BenchError;
-use crate::server::{ServerCounts, serve};
+use crate::server::{ServerCounts, accept_loop};
 
 /// A running thread-pool server.
 pub struct PoolServer {
@@ -46,26 +46,7 @@ impl PoolServer {
             let (ctx, stop, counts) = (ctx.clone(), Arc::clone(&stop), Arc::clone(&counts));
             let thread = std::thread::Builder::new()
                 .name(format!("{name}-{i}"))
-                .spawn(move || {
-                    for stream in listener.incoming() {
-                        if stop.load(Ordering::SeqCst) {
-                            break;
-                        }
-                        let outcome = match stream {
-                            Ok(stream) => serve(&ctx, stream),
-                            Err(e) => Err(e.to_string()),
-                        };
-                        let counter = match outcome {
-                            Ok(true) => &counts.resumed,
-                            Ok(false) => &counts.full,
-                            Err(e) => {
-                                log::warn!("blocking server: {e}");
-                                &counts.failed
-                            }
-                        };
-                        counter.fetch_add(1, Ordering::SeqCst);
-                    }
-                })?;
+                .spawn(move || accept_loop(&listener, &ctx, &stop, &counts, "blocking server"))?;
             // Kept at once: if anything later fails, Drop stops this thread.
             let clock = ThreadClock::of(&thread);
             server.threads.push(thread);

@@ -1,6 +1,7 @@
 //! Test plumbing: a real TLS server on a loopback port and a client that
-//! keeps the sessions it is given. Shared by the integration tests and by
-//! `examples/leak_check.rs`.
+//! keeps the sessions it is given. Shared by the integration tests, by
+//! `examples/leak_check.rs` and by `tls-session-cache-tokio`'s tests (its
+//! client).
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -17,6 +18,7 @@ use openssl::ssl::{
     SslVerifyMode, SslVersion,
 };
 use openssl::x509::X509;
+use tls_session_cache_openssl::SessionCache;
 
 /// A fresh copy of a client session, as it was when received.
 pub fn copy(session: &SslSession) -> SslSession {
@@ -41,6 +43,13 @@ pub fn server_builder(id: &Identity) -> SslContextBuilder {
     b.set_private_key(&id.key).unwrap();
     b.set_min_proto_version(Some(SslVersion::TLS1_2)).unwrap();
     b
+}
+
+/// A server with `cache` installed on a fresh context.
+pub fn server_with(cache: &SessionCache) -> TestServer {
+    let mut b = server_builder(&identity("localhost"));
+    cache.install(&mut b).unwrap();
+    TestServer::start(b.build())
 }
 
 /// What the server saw of one connection.
@@ -92,6 +101,14 @@ impl TestServer {
             .recv_timeout(Duration::from_secs(30))
             .expect("server saw no connection")
             .expect("server-side handshake failed")
+    }
+
+    /// A connection by `client` offering no session (a full handshake),
+    /// the server's view of it taken and dropped; what the client saw.
+    pub fn full_handshake(&self, client: &Client) -> Connected {
+        let connected = client.connect(self.addr, None);
+        self.accepted();
+        connected
     }
 }
 
@@ -196,7 +213,7 @@ impl Client {
         self.received.lock().unwrap().clear();
         let stream = TcpStream::connect(addr).unwrap();
         stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
+            .set_read_timeout(Some(Duration::from_secs(30)))
             .unwrap();
         stream.set_nodelay(true).unwrap();
         let mut ssl = Ssl::new(&self.ctx).unwrap();

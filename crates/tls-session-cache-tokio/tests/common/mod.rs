@@ -1,19 +1,18 @@
 //! Test plumbing: an async server on a current-thread tokio runtime (its
-//! own thread) with an `AsyncSessionCache`, and a blocking rust-openssl
-//! client that keeps the sessions it is given.
+//! own thread) with an `AsyncSessionCache`, and the binding's blocking
+//! rust-openssl client that keeps the sessions it is given.
 #![allow(dead_code)]
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+#[path = "../../../tls-session-cache-openssl/tests/common/mod.rs"]
+mod blocking;
+
+use std::net::SocketAddr;
 use std::sync::mpsc::{self, Receiver};
-use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use openssl::ssl::{
-    Ssl, SslContext, SslContextBuilder, SslMethod, SslSession, SslSessionCacheMode, SslVerifyMode,
-    SslVersion,
-};
+pub use blocking::Client;
+use openssl::ssl::{Ssl, SslContext};
 use tls_session_cache_tokio::{AsyncSessionCache, AsyncSessionCacheBuilder};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::oneshot;
@@ -50,11 +49,7 @@ impl AsyncServer {
                 .unwrap();
             rt.block_on(async move {
                 let cache = make().build().unwrap();
-                let (cert, key) = tls_session_cache_openssl::self_signed("localhost").unwrap();
-                let mut b = SslContextBuilder::new(SslMethod::tls_server()).unwrap();
-                b.set_certificate(&cert).unwrap();
-                b.set_private_key(&key).unwrap();
-                b.set_min_proto_version(Some(SslVersion::TLS1_2)).unwrap();
+                let mut b = blocking::server_builder(&blocking::identity("localhost"));
                 cache.install(&mut b).unwrap();
                 let ctx = b.build();
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -139,70 +134,6 @@ async fn serve(
         .map_err(|e| e.to_string())?;
     tls.shutdown().await.map_err(|e| e.to_string())?;
     Ok(Accepted { resumed, version })
-}
-
-/// A client that pins one TLS version and captures the sessions it is given.
-pub struct Client {
-    ctx: SslContext,
-    received: Arc<Mutex<Vec<SslSession>>>,
-}
-
-/// What the client saw of one connection.
-pub struct Connected {
-    pub resumed: bool,
-    pub sessions: Vec<SslSession>,
-    pub response: String,
-}
-
-impl Connected {
-    pub fn last_session(&self) -> SslSession {
-        self.sessions.last().expect("no session received").clone()
-    }
-}
-
-impl Client {
-    pub fn new(version: SslVersion) -> Client {
-        let mut b = SslContextBuilder::new(SslMethod::tls_client()).unwrap();
-        b.set_min_proto_version(Some(version)).unwrap();
-        b.set_max_proto_version(Some(version)).unwrap();
-        b.set_verify(SslVerifyMode::NONE);
-        b.set_session_cache_mode(SslSessionCacheMode::CLIENT | SslSessionCacheMode::NO_INTERNAL);
-        let received = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&received);
-        b.set_new_session_callback(move |_, session| sink.lock().unwrap().push(session));
-        Client {
-            ctx: b.build(),
-            received,
-        }
-    }
-
-    /// Connects, offering `session` if given; sends a line, reads the answer.
-    pub fn connect(&self, addr: SocketAddr, session: Option<&SslSession>) -> Connected {
-        let stream = TcpStream::connect(addr).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .unwrap();
-        stream.set_nodelay(true).unwrap();
-        let mut ssl = Ssl::new(&self.ctx).unwrap();
-        ssl.set_hostname("localhost").unwrap();
-        if let Some(s) = session {
-            // SAFETY: the session comes from a context of the same method.
-            unsafe { ssl.set_session(s).unwrap() };
-        }
-        let mut tls = ssl.connect(stream).unwrap();
-        tls.write_all(b"hello\n").unwrap();
-        let mut response = String::new();
-        tls.read_to_string(&mut response).unwrap();
-        let resumed = tls.ssl().session_reused();
-        let _ = tls.shutdown();
-        // Sessions of concurrent connections are told apart by the caller.
-        let sessions = std::mem::take(&mut *self.received.lock().unwrap());
-        Connected {
-            resumed,
-            sessions,
-            response,
-        }
-    }
 }
 
 /// A redis-server on a free loopback port; a missing binary fails the test.

@@ -1,0 +1,284 @@
+//! What the two example servers share: this crate's blocking
+//! `examples/server.rs` (`mod common;`) and `tls-session-cache-tokio`'s
+//! `examples/async_server.rs` (which includes this file with `#[path]`).
+//! Their command line and answers are one contract (see `server.rs`); each
+//! server chooses and opens its own stores.
+
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use openssl::pkey::{PKey, Private};
+use openssl::ssl::{SslAcceptor, SslAcceptorBuilder, SslMethod, SslRef};
+use openssl::x509::X509;
+use tls_session_cache_openssl::{SessionCache, SessionCacheBuilder, self_signed_localhost};
+use tls_session_cache_redis::{CircuitState, KeyRing, RedisStats, RedisStore, RedisStoreBuilder};
+
+/// Largest request read.
+pub const MAX_REQUEST: usize = 8 * 1024;
+/// How long a client may take: to send its request (blocking server), or
+/// for the whole connection (async server).
+pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The command line.
+#[derive(Debug)]
+pub struct Args {
+    pub listen: SocketAddr,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub store: String,
+    pub seal_key_file: Option<PathBuf>,
+    pub redis_timeout: Option<Duration>,
+    pub lifetime: Option<u64>,
+    pub context: Option<String>,
+    pub tickets: bool,
+    pub threads: usize,
+}
+
+/// Parses the process's arguments. On bad ones (or `--help`) prints
+/// `PROGRAM: message` and the usage line (whose `--store` choices are
+/// `stores`) to stderr and returns exit status 2.
+pub fn args_or_usage(program: &str, stores: &str) -> Result<Args, ExitCode> {
+    parse_args(std::env::args().skip(1)).map_err(|msg| {
+        if !msg.is_empty() {
+            eprintln!("{program}: {msg}");
+        }
+        eprintln!(
+            "usage: {program} [--listen IP:PORT] [--cert PEM --key PEM] [--store {stores}] \
+             [--seal-key-file PATH] [--redis-timeout-ms MS] [--lifetime SECS] \
+             [--context STR] [--tickets] [--threads N]"
+        );
+        ExitCode::from(2)
+    })
+}
+
+/// The arguments, or what is wrong with them (empty for `--help`).
+fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
+    let mut a = Args {
+        listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
+        cert: None,
+        key: None,
+        store: "memory".into(),
+        seal_key_file: None,
+        redis_timeout: None,
+        lifetime: None,
+        context: None,
+        tickets: false,
+        threads: 2,
+    };
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--listen" => {
+                let v = value()?;
+                a.listen = v.parse().map_err(|e| format!("--listen {v}: {e}"))?;
+            }
+            "--cert" => a.cert = Some(value()?.into()),
+            "--key" => a.key = Some(value()?.into()),
+            "--store" => a.store = value()?,
+            "--seal-key-file" => a.seal_key_file = Some(value()?.into()),
+            "--redis-timeout-ms" => {
+                let v = value()?;
+                let ms: u64 = v
+                    .parse()
+                    .map_err(|e| format!("--redis-timeout-ms {v}: {e}"))?;
+                if ms == 0 {
+                    return Err("--redis-timeout-ms must be at least 1".into());
+                }
+                a.redis_timeout = Some(Duration::from_millis(ms));
+            }
+            "--lifetime" => {
+                let v = value()?;
+                a.lifetime = Some(v.parse().map_err(|e| format!("--lifetime {v}: {e}"))?);
+            }
+            "--context" => a.context = Some(value()?),
+            "--tickets" => a.tickets = true,
+            "--threads" => {
+                let v = value()?;
+                a.threads = v.parse().map_err(|e| format!("--threads {v}: {e}"))?;
+                if a.threads == 0 {
+                    return Err("--threads must be at least 1".into());
+                }
+            }
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    if a.cert.is_some() != a.key.is_some() {
+        return Err("--cert and --key go together".into());
+    }
+    Ok(a)
+}
+
+/// A cache builder set up from `--tickets`, `--lifetime` and `--context`.
+pub fn cache_settings(args: &Args) -> SessionCacheBuilder {
+    let mut settings = SessionCache::builder().stateless_tickets(args.tickets);
+    if let Some(secs) = args.lifetime {
+        settings = settings.lifetime(Duration::from_secs(secs));
+    }
+    if let Some(ctx) = &args.context {
+        settings = settings.context(ctx.as_bytes());
+    }
+    settings
+}
+
+/// A TLS server acceptor holding the certificate and key of `--cert` and
+/// `--key`, or a self-signed certificate for `localhost` made now.
+pub fn acceptor(args: &Args) -> Result<SslAcceptorBuilder, String> {
+    let (cert, key) = load_identity(args)?;
+    let mut acceptor =
+        SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server()).map_err(|e| e.to_string())?;
+    acceptor.set_certificate(&cert).map_err(|e| e.to_string())?;
+    acceptor.set_private_key(&key).map_err(|e| e.to_string())?;
+    acceptor.check_private_key().map_err(|e| e.to_string())?;
+    Ok(acceptor)
+}
+
+fn load_identity(args: &Args) -> Result<(X509, PKey<Private>), String> {
+    match (&args.cert, &args.key) {
+        (Some(cert), Some(key)) => {
+            let cert_pem = std::fs::read(cert).map_err(|e| format!("{}: {e}", cert.display()))?;
+            let key_pem = std::fs::read(key).map_err(|e| format!("{}: {e}", key.display()))?;
+            let cert = X509::from_pem(&cert_pem).map_err(|e| format!("{}: {e}", cert.display()))?;
+            let key = PKey::private_key_from_pem(&key_pem)
+                .map_err(|e| format!("{}: {e}", key.display()))?;
+            Ok((cert, key))
+        }
+        _ => self_signed_localhost().map_err(|e| format!("self-signed certificate: {e}")),
+    }
+}
+
+/// The keys of `--seal-key-file`, if one was given.
+pub fn seal_keys(args: &Args) -> Result<Option<KeyRing>, String> {
+    args.seal_key_file
+        .as_ref()
+        .map(|path| KeyRing::from_file(path).map_err(|e| format!("--seal-key-file: {e}")))
+        .transpose()
+}
+
+/// A Redis store builder for `url`, sealing under `keys` (or, with
+/// `ephemeral_warning` logged, under a key made now) with the timeout of
+/// `--redis-timeout-ms`.
+pub fn redis_builder(
+    url: &str,
+    keys: Option<KeyRing>,
+    args: &Args,
+    ephemeral_warning: &str,
+) -> Result<RedisStoreBuilder, String> {
+    let keys = match keys {
+        Some(keys) => keys,
+        None => {
+            log::warn!("{ephemeral_warning}");
+            KeyRing::generate().map_err(|e| e.to_string())?
+        }
+    };
+    let mut builder = RedisStore::builder(url).seal_keys(keys);
+    if let Some(t) = args.redis_timeout {
+        builder = builder.timeouts(t);
+    }
+    Ok(builder)
+}
+
+/// A Redis store's own counters as the `"redis"` member of `/stats`, with
+/// `local_hits` for a tiered store.
+pub fn redis_json(stats: RedisStats, circuit: CircuitState, local_hits: Option<u64>) -> String {
+    let circuit = match circuit {
+        CircuitState::Closed => "closed",
+        CircuitState::Open => "open",
+        CircuitState::HalfOpen => "half_open",
+    };
+    let mut json = format!(
+        concat!(
+            "{{\"timeouts\":{},\"circuit_open_rejections\":{},\"circuit_opens\":{},",
+            "\"corrupt\":{},\"unknown_key\":{},\"dropped_writes\":{},",
+            "\"queued_writes\":{},\"circuit\":\"{}\""
+        ),
+        stats.timeouts,
+        stats.circuit_open_rejections,
+        stats.circuit_opens,
+        stats.corrupt,
+        stats.unknown_key,
+        stats.dropped_writes,
+        stats.queued_writes,
+        circuit,
+    );
+    if let Some(n) = local_hits {
+        json.push_str(&format!(",\"local_hits\":{n}"));
+    }
+    json.push('}');
+    json
+}
+
+/// Prints the one line on stdout that says the server is ready.
+pub fn announce(addr: SocketAddr) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    writeln!(out, "listening on {addr}")?;
+    out.flush()
+}
+
+/// Whether enough of a request has been read: its head is complete, or it
+/// has reached [`MAX_REQUEST`] bytes.
+pub fn request_read(buf: &[u8]) -> bool {
+    buf.len() >= MAX_REQUEST || buf.windows(4).any(|w| w == b"\r\n\r\n")
+}
+
+/// The HTTP response to `request` on the connection `ssl`: `stats()` for
+/// `GET /stats`, else the connection's session as
+/// `{"resumed":bool,"protocol":"TLSv1.3","session_id":"hex"}`.
+pub fn response(request: &[u8], ssl: &SslRef, stats: impl FnOnce() -> String) -> String {
+    let body = if request.starts_with(b"GET /stats") {
+        stats()
+    } else {
+        let id = ssl.session().map(|s| hex(s.id())).unwrap_or_default();
+        format!(
+            "{{\"resumed\":{},\"protocol\":\"{}\",\"session_id\":\"{}\"}}",
+            ssl.session_reused(),
+            ssl.version_str(),
+            id
+        )
+    };
+    format!(
+        "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{}",
+        body.len(),
+        body
+    )
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Logs to stderr; level from `RUST_LOG` (error, warn, info, debug), default info.
+pub struct Logger(log::LevelFilter);
+
+impl Logger {
+    /// Installs the logger for the process.
+    pub fn install() {
+        let level = match std::env::var("RUST_LOG").as_deref() {
+            Ok("error") => log::LevelFilter::Error,
+            Ok("warn") => log::LevelFilter::Warn,
+            Ok("debug") => log::LevelFilter::Debug,
+            Ok("trace") => log::LevelFilter::Trace,
+            Ok("off") => log::LevelFilter::Off,
+            _ => log::LevelFilter::Info,
+        };
+        let logger: &'static Logger = Box::leak(Box::new(Logger(level)));
+        if log::set_logger(logger).is_ok() {
+            log::set_max_level(level);
+        }
+    }
+}
+
+impl log::Log for Logger {
+    fn enabled(&self, m: &log::Metadata<'_>) -> bool {
+        m.level() <= self.0
+    }
+    fn log(&self, r: &log::Record<'_>) {
+        if self.enabled(r.metadata()) {
+            eprintln!("[{}] {}", r.level(), r.args());
+        }
+    }
+    fn flush(&self) {}
+}
