@@ -25,6 +25,7 @@ use crate::ffi::{self, InfoCallback, SSL_CB_HANDSHAKE_DONE, SSL_CB_HANDSHAKE_STA
 use crate::parked::{ParkedLookup, parked_lookup};
 use crate::ratelimit::warn_limited;
 use crate::stats::bump;
+use crate::unwind;
 
 // ---------------------------------------------------------------------------
 // new_session_cb: a session was negotiated (TLS ≤ 1.2 during the handshake,
@@ -326,11 +327,12 @@ fn lookup(
 pub(crate) unsafe extern "C" fn remove_session(ctx: *mut SSL_CTX, sess: *mut SSL_SESSION) {
     let outcome = catch_unwind(AssertUnwindSafe(|| unsafe { on_remove_session(ctx, sess) }));
     if let Err(payload) = outcome {
-        let _ = catch_unwind(AssertUnwindSafe(|| {
+        // The payload moves in, so it is dropped inside the guard too.
+        unwind::quietly(move || {
             // SAFETY: `ctx` is the live session context OpenSSL passed.
             let inner = unsafe { ctx_state(ctx) }.map(|s| &*s.inner);
             report_panic(inner, "remove-session", &*payload, false);
-        }));
+        });
     }
 }
 
@@ -474,10 +476,11 @@ unsafe fn session_context<'a>(sess: *const SSL_SESSION) -> &'a [u8] {
 /// # Safety
 /// `ssl` is the live connection OpenSSL passed.
 unsafe fn after_panic(ssl: *mut SSL, callback: &str, payload: Box<dyn Any + Send>, miss: bool) {
-    let _ = catch_unwind(AssertUnwindSafe(|| {
+    // The payload moves in, so it is dropped inside the guard too.
+    unwind::quietly(move || {
         let inner = unsafe { conn_inner(ssl) };
         report_panic(inner, callback, &*payload, miss);
-    }));
+    });
 }
 
 fn report_panic(inner: Option<&Inner>, callback: &str, payload: &(dyn Any + Send), miss: bool) {

@@ -37,7 +37,6 @@
 //! `ssl->ctx = ctx`, so a `new_func` cannot find the context there.
 
 use std::ffi::{c_int, c_long, c_void};
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr;
 use std::sync::Arc;
 
@@ -114,9 +113,9 @@ unsafe extern "C" fn free_cache(
     // `Arc::into_raw` in `park`, whose reference the slot owns; SSL_free
     // calls this once. Dropping the last reference drops the store, which
     // must not unwind into OpenSSL.
-    let _ = catch_unwind(AssertUnwindSafe(|| unsafe {
+    crate::unwind::quietly(|| unsafe {
         drop(Arc::from_raw(ptr as *const Inner));
-    }));
+    });
 }
 
 /// The cache state of a context, if the cache is installed on it.

@@ -64,6 +64,7 @@ pub mod parked;
 mod ratelimit;
 pub mod selfsigned;
 pub mod stats;
+pub mod unwind;
 
 pub use cache::{SessionCache, SessionCacheBuilder};
 pub use error::Error;

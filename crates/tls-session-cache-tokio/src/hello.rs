@@ -192,7 +192,8 @@ pub(crate) unsafe extern "C" fn client_hello(
     match catch_unwind(AssertUnwindSafe(|| unsafe { on_client_hello(ssl) })) {
         Ok(r) => r,
         Err(payload) => {
-            let _ = catch_unwind(AssertUnwindSafe(|| {
+            // The payload moves in, so it is dropped inside the guard too.
+            tls_session_cache_openssl::unwind::quietly(move || {
                 let message = payload
                     .downcast_ref::<&str>()
                     .copied()
@@ -209,7 +210,7 @@ pub(crate) unsafe extern "C" fn client_hello(
                     // Served from (no) parked entries: the store is not asked.
                     let _ = parked::park_nothing(ssl_ref);
                 }
-            }));
+            });
             SSL_CLIENT_HELLO_SUCCESS
         }
     }
