@@ -8,7 +8,7 @@
 //! `tls-session-cache-testkit` ([`super::shared_store`]).
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
@@ -74,7 +74,8 @@ const REDIS: &[Prerequisite] = &[Prerequisite::OpenSsl, Prerequisite::RedisServe
 const BOTH_VERSIONS: &str = "TLSv1.2, TLSv1.3";
 pub(super) const TLS12: &str = "TLSv1.2";
 pub(super) const TLS13: &str = "TLSv1.3";
-/// `--lifetime` of the expiry scenario's server, and how long it waits.
+/// `--lifetime` of the expiry scenario's server, and how many whole seconds
+/// after its last ticket it offers the sessions again.
 const SHORT_LIFETIME_SECS: u64 = 2;
 const EXPIRY_WAIT: Duration = Duration::from_secs(3);
 
@@ -299,6 +300,14 @@ fn expiry(ctx: &mut Context) -> Result<Vec<Check>, String> {
     let mut seen12 = run(ctx.client(addr).tls12_session_id().sess_out(&f12))?.handshakes;
     seen12.extend(run(ctx.client(addr).tls12_session_id().sess_in(&f12))?.handshakes);
     // TLS 1.3 tickets are single use: resume once saving the new ticket, offer that later.
+    // A TLS 1.3 client drops a ticket whose age, in whole seconds less one,
+    // exceeds the ticket's lifetime hint (here the 2 s lifetime), and then
+    // the server is never asked. So both tickets are issued just after a
+    // second boundary and the second one is offered at the start of the
+    // third second after it: past the server's expiry (which a resumption
+    // cannot extend), still within what the client offers.
+    sleep_until_unix_second(unix_seconds() + 1);
+    let issued = unix_seconds();
     let (f13a, f13b) = (ctx.file("expiry13a.sess"), ctx.file("expiry13b.sess"));
     let mut seen13 = run(ctx.client(addr).tls13().sess_out(&f13a))?.handshakes;
     saved(&f13a)?;
@@ -306,13 +315,14 @@ fn expiry(ctx: &mut Context) -> Result<Vec<Check>, String> {
     seen13.extend(resumed13.handshakes);
     saved(&f13b)?;
 
+    let offer_at = (issued + EXPIRY_WAIT.as_secs()).max(unix_seconds() + SHORT_LIFETIME_SECS);
     eprintln!(
         "    waiting {} s for the {lifetime} s lifetime to pass",
-        EXPIRY_WAIT.as_secs()
+        offer_at.saturating_sub(issued)
     );
-    std::thread::sleep(EXPIRY_WAIT);
-    let late12 = run(ctx.client(addr).tls12_session_id().sess_in(&f12))?.handshakes;
+    sleep_until_unix_second(offer_at);
     let late13 = run(ctx.client(addr).tls13().sess_in(&f13b))?.handshakes;
+    let late12 = run(ctx.client(addr).tls12_session_id().sess_in(&f12))?.handshakes;
 
     // The server, not the client, must have refused: every offer was looked up and missed.
     let stats = run(stats_client(ctx, addr))?.body;
@@ -327,6 +337,22 @@ fn expiry(ctx: &mut Context) -> Result<Vec<Check>, String> {
     let checks = vec![row(TLS12, seen12, late12), row(TLS13, seen13, late13)];
     server.stop().map_err(|e| e.to_string())?;
     Ok(checks)
+}
+
+/// Seconds since the Unix epoch, as OpenSSL stamps sessions.
+fn unix_seconds() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Sleeps until just after Unix second `second` has begun.
+fn sleep_until_unix_second(second: u64) {
+    let target = UNIX_EPOCH + Duration::from_secs(second) + Duration::from_millis(20);
+    if let Ok(left) = target.duration_since(SystemTime::now()) {
+        std::thread::sleep(left);
+    }
 }
 
 fn stats(ctx: &mut Context) -> Result<Vec<Check>, String> {
