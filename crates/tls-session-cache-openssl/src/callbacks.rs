@@ -283,17 +283,19 @@ fn lookup(
         bump(&c.decoded_hits);
         return Some((session, stored.created));
     }
+    // A bad entry is counted, logged and removed (unless the answer was
+    // parked: then the store is not called from here).
+    let reject = |counter: &std::sync::atomic::AtomicU64, why: std::fmt::Arguments<'_>| {
+        bump(counter);
+        warn_limited!(inner.logs.bad_entry, "session {key}: {why}; removed");
+        if from_store {
+            let _ = inner.store.remove(&key);
+        }
+    };
     let session = match SslSession::from_der(&stored.der) {
         Ok(session) => session,
         Err(e) => {
-            bump(&c.corrupt);
-            warn_limited!(
-                inner.logs.bad_entry,
-                "session {key}: stored bytes do not decode ({e}); removed"
-            );
-            if from_store {
-                let _ = inner.store.remove(&key);
-            }
+            reject(&c.corrupt, format_args!("stored bytes do not decode ({e})"));
             return None;
         }
     };
@@ -302,14 +304,10 @@ fn lookup(
     // SAFETY: `session` is a live session we own.
     let context = unsafe { session_context(session.as_ptr()) };
     if session.id() != id || context != inner.context.as_bytes() {
-        bump(&c.mismatched);
-        warn_limited!(
-            inner.logs.bad_entry,
-            "session {key}: stored session has another id or context; removed"
+        reject(
+            &c.mismatched,
+            format_args!("stored session has another id or context"),
         );
-        if from_store {
-            let _ = inner.store.remove(&key);
-        }
         return None;
     }
     Some((session, stored.created))
