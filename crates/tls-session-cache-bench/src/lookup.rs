@@ -71,7 +71,7 @@ pub fn measure(h: &Harvest, proto: Proto) -> Result<LookupCost, BenchError> {
         .map(|i| {
             let mut id = [0x5a_u8; 32];
             id[..8].copy_from_slice(&i.wrapping_mul(0x9e37_79b9_7f4a_7c15).to_le_bytes());
-            SessionKey::from_slices(CONTEXT, &id)
+            SessionKey::from_slices(tls_session_cache::Protocol::Tls12, CONTEXT, &id)
         })
         .collect::<Result<_, _>>()
         .map_err(|e| bad(&e))?;

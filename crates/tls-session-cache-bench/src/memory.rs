@@ -62,7 +62,7 @@ pub fn measure(h: &Harvest, proto: Proto, sessions: usize) -> Result<MemoryCost,
         .unwrap_or(0);
     let session = StoredSession::new(der.clone(), now, now + 3600, protocol);
     let keys: Vec<SessionKey> = (0..sessions as u64)
-        .map(|i| SessionKey::from_slices(CONTEXT, &id(i)))
+        .map(|i| SessionKey::from_slices(tls_session_cache::Protocol::Tls12, CONTEXT, &id(i)))
         .collect::<Result<_, _>>()
         .map_err(|e| BenchError::Verification(format!("key: {e}")))?;
     alloc::counting(true);

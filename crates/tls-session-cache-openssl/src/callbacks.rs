@@ -109,7 +109,7 @@ fn store_new_session(
         bump(&c.skipped);
         return;
     }
-    let key = SessionKey::new(inner.context, id);
+    let key = SessionKey::new(protocol, inner.context, id);
     let der = match session.to_der() {
         Ok(der) => der,
         Err(e) => {
@@ -247,7 +247,12 @@ fn lookup(
     parked: ParkedLookup,
 ) -> Option<(SslSession, UnixTime)> {
     let c = &inner.counters;
-    let key = SessionKey::new(inner.context, SessionId::new(id).ok()?);
+    let protocol = if tls13 {
+        Protocol::Tls13
+    } else {
+        Protocol::Tls12
+    };
+    let key = SessionKey::new(protocol, inner.context, SessionId::new(id).ok()?);
     // A parked connection never reaches the store from here (it may be an
     // executor thread), not even to remove a bad entry.
     let from_store = matches!(parked, ParkedLookup::NotParked);
@@ -348,7 +353,13 @@ unsafe fn on_remove_session(ctx: *mut SSL_CTX, sess: *mut SSL_SESSION) {
     if unsafe { session_context(sess) } != inner.context.as_bytes() {
         return;
     }
-    let key = SessionKey::new(inner.context, id);
+    let protocol =
+        if unsafe { openssl_sys::SSL_SESSION_get_protocol_version(sess) } == TLS1_3_VERSION {
+            Protocol::Tls13
+        } else {
+            Protocol::Tls12
+        };
+    let key = SessionKey::new(protocol, inner.context, id);
     inner.decoded.remove(&key);
     match inner.store.remove(&key) {
         Ok(true) => bump(&inner.counters.removed),

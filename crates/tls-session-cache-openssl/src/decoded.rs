@@ -239,6 +239,7 @@ mod tests {
 
     fn key(i: u8) -> SessionKey {
         SessionKey::new(
+            Protocol::Tls12,
             SessionIdContext::new(b"t").unwrap(),
             SessionId::new(&[i; 32]).unwrap(),
         )

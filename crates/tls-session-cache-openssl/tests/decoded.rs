@@ -99,7 +99,8 @@ fn a_session_removed_from_the_store_is_not_resumed_from_the_map() {
 
     // Behind the binding's back: the store forgets `a`; the map still has
     // it, but the store's miss is final.
-    let key_a = SessionKey::from_slices(b"decrm", a.id()).unwrap();
+    let key_a =
+        SessionKey::from_slices(tls_session_cache::Protocol::Tls12, b"decrm", a.id()).unwrap();
     assert!(store.remove(&key_a).unwrap());
     assert!(!client.connect(server.addr, Some(&a)).resumed);
     assert!(!server.accepted().resumed);
@@ -110,7 +111,8 @@ fn a_session_removed_from_the_store_is_not_resumed_from_the_map() {
 
     // Through OpenSSL: SSL_CTX_remove_session calls the remove callback
     // with a server-side session object (decoded from the store here).
-    let key_b = SessionKey::from_slices(b"decrm", b.id()).unwrap();
+    let key_b =
+        SessionKey::from_slices(tls_session_cache::Protocol::Tls12, b"decrm", b.id()).unwrap();
     let server_side = SslSession::from_der(&store.get(&key_b).unwrap().unwrap().der).unwrap();
     // SAFETY: the session was decoded for a context of the same method.
     unsafe { ctx.remove_session(&server_side) };

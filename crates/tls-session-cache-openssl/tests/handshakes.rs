@@ -257,7 +257,8 @@ fn corrupt_bytes_are_a_counted_miss_and_removed() {
     let client = Client::new(TLS12);
     let session = server.full_handshake(&client).last_session();
     // TLS 1.2: the client's session id is the server's.
-    let key = SessionKey::from_slices(b"corrupt", session.id()).unwrap();
+    let key = SessionKey::from_slices(tls_session_cache::Protocol::Tls12, b"corrupt", session.id())
+        .unwrap();
     assert!(store.get(&key).unwrap().is_some());
     let now = store.clock().now();
     let garbage = StoredSession::new(
@@ -280,8 +281,10 @@ fn corrupt_bytes_are_a_counted_miss_and_removed() {
     // A valid session stored under another session's key is refused too.
     let a = server.full_handshake(&client).last_session();
     let b = server.full_handshake(&client).last_session();
-    let key_a = SessionKey::from_slices(b"corrupt", a.id()).unwrap();
-    let key_b = SessionKey::from_slices(b"corrupt", b.id()).unwrap();
+    let key_a =
+        SessionKey::from_slices(tls_session_cache::Protocol::Tls12, b"corrupt", a.id()).unwrap();
+    let key_b =
+        SessionKey::from_slices(tls_session_cache::Protocol::Tls12, b"corrupt", b.id()).unwrap();
     let stored_b = store.get(&key_b).unwrap().unwrap();
     store.put(&key_a, &stored_b).unwrap();
     assert!(!client.connect(server.addr, Some(&a)).resumed);

@@ -20,7 +20,7 @@
 //!
 //! # Keys
 //!
-//! `{prefix}:{hex(context)}:{{hex(id)}}`, prefix `tls-session` by default.
+//! `{prefix}:{hex(context)}:{12|13}:{{hex(id)}}` (the protocol is part of the key), prefix `tls-session` by default.
 //! The braces are a Redis Cluster hash tag on the session id: sessions
 //! spread evenly over the shards by their random ids, never all of one
 //! service on one shard. See [`naming`].

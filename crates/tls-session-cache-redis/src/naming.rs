@@ -1,7 +1,10 @@
 //! Redis key names.
 //!
-//! `{prefix}:{hex(context)}:{{hex(id)}}` — for example
-//! `tls-session:6170692d31:{9f86d081…}`.
+//! `{prefix}:{hex(context)}:{12|13}:{{hex(id)}}` — for example
+//! `tls-session:6170692d31:13:{9f86d081…}`. The `12` / `13` is the key's
+//! protocol: TLS 1.2 session ids and TLS 1.3 tickets never share a key
+//! (see the core crate's `key` module), so a TLS 1.3 lookup cannot
+//! `GETDEL` a TLS 1.2 session whose id it saw in clear.
 //!
 //! **Hash slots (Redis Cluster).** The braces around the hex id are a Redis
 //! Cluster *hash tag*: only the id decides the slot. Session ids are random,
@@ -21,10 +24,12 @@ pub const DEFAULT_PREFIX: &str = "tls-session";
 pub fn redis_key(prefix: &str, key: &SessionKey) -> String {
     let ctx = key.context.as_bytes();
     let id = key.id.as_bytes();
-    let mut s = String::with_capacity(prefix.len() + 4 + 2 * (ctx.len() + id.len()));
+    let mut s = String::with_capacity(prefix.len() + 7 + 2 * (ctx.len() + id.len()));
     s.push_str(prefix);
     s.push(':');
     push_hex(&mut s, ctx);
+    s.push(':');
+    s.push_str(key.protocol.tag());
     s.push_str(":{");
     push_hex(&mut s, id);
     s.push('}');
@@ -53,10 +58,12 @@ mod tests {
 
     #[test]
     fn layout() {
-        let key = SessionKey::from_slices(b"ab", &[0x01, 0xfe]).unwrap();
-        assert_eq!(redis_key("tls-session", &key), "tls-session:6162:{01fe}");
-        let empty = SessionKey::from_slices(b"", &[0xff]).unwrap();
-        assert_eq!(redis_key("p", &empty), "p::{ff}");
+        let key = SessionKey::from_slices(tls_session_cache::Protocol::Tls12, b"ab", &[0x01, 0xfe])
+            .unwrap();
+        assert_eq!(redis_key("tls-session", &key), "tls-session:6162:12:{01fe}");
+        let empty =
+            SessionKey::from_slices(tls_session_cache::Protocol::Tls13, b"", &[0xff]).unwrap();
+        assert_eq!(redis_key("p", &empty), "p::13:{ff}");
         assert!(valid_prefix("tls-session"));
         assert!(!valid_prefix("a{b}"));
         assert!(!valid_prefix(""));

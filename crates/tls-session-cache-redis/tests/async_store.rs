@@ -24,7 +24,10 @@ fn async_and_blocking_stores_share_keys_and_sealing() {
     let key = common::random_key(b"svc");
     let s12 = session(Protocol::Tls12, 300);
     let s13 = session(Protocol::Tls13, 300);
-    let key13 = common::random_key(b"svc");
+    let key13 = tls_session_cache::SessionKey {
+        protocol: Protocol::Tls13,
+        ..common::random_key(b"svc")
+    };
     rt().block_on(async {
         let store: AsyncRedisStore = builder(&redis.url()).build_async().unwrap();
         store.ping().await.unwrap();

@@ -26,7 +26,7 @@ fn put_get_take_remove() {
     assert!(!store.remove(&k12).unwrap(), "second remove finds nothing");
     assert_eq!(store.get(&k12).unwrap(), None);
 
-    let k13 = random_key(b"svc");
+    let k13 = random_key13(b"svc");
     let s13 = session(Protocol::Tls13, 300);
     store.put(&k13, &s13).unwrap();
     assert_eq!(store.take(&k13).unwrap(), Some(s13));
@@ -34,6 +34,7 @@ fn put_get_take_remove() {
 
     // Contexts separate sessions with the same id.
     let other_ctx = tls_session_cache::SessionKey::new(
+        k12.protocol,
         tls_session_cache::SessionIdContext::new(b"x").unwrap(),
         k12.id,
     );
@@ -133,7 +134,7 @@ fn single_use_under_a_16_thread_race() {
     const THREADS: usize = 16;
     let redis = redis();
     let store = Arc::new(builder(&redis.url()).build().unwrap());
-    let keys: Arc<Vec<_>> = Arc::new((0..SESSIONS).map(|_| random_key(b"race")).collect());
+    let keys: Arc<Vec<_>> = Arc::new((0..SESSIONS).map(|_| random_key13(b"race")).collect());
     for k in keys.iter() {
         store.put(k, &session(Protocol::Tls13, 300)).unwrap();
     }

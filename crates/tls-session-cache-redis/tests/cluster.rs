@@ -140,7 +140,7 @@ fn cluster_builder_takes_node_urls() {
         .timeouts(TEST_TIMEOUT)
         .build()
         .unwrap();
-    let key = random_key(b"svc");
+    let key = random_key13(b"svc");
     let s = session(Protocol::Tls13, 300);
     store.put(&key, &s).unwrap();
     assert_eq!(store.take(&key).unwrap(), Some(s));

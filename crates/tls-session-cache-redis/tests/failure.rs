@@ -121,7 +121,7 @@ fn killed_mid_run_fails_fast_opens_the_circuit_and_recovers_after_restart() {
 fn a_frozen_redis_times_out_and_is_counted() {
     let redis = redis();
     let store = fast_store(&redis.url());
-    let key = random_key(b"svc");
+    let key = random_key13(b"svc");
     let s = session(Protocol::Tls13, 300);
     store.put(&key, &s).unwrap();
 

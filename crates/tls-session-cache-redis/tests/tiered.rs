@@ -54,7 +54,7 @@ fn tls13_take_always_goes_to_redis() {
         MemoryStore::with_capacity_bytes(1 << 20),
         builder(&redis.url()).build().unwrap(),
     );
-    let key = random_key(b"svc");
+    let key = random_key13(b"svc");
     let s = session(Protocol::Tls13, 300);
     a.put(&key, &s).unwrap();
     assert_eq!(
@@ -73,7 +73,7 @@ fn tls13_take_always_goes_to_redis() {
 
     // Even a single-use session that somehow sits in the local tier is
     // taken from Redis and dropped locally.
-    let key2 = random_key(b"svc");
+    let key2 = random_key13(b"svc");
     let s2 = session(Protocol::Tls13, 300);
     a.local().put(&key2, &s2).unwrap();
     assert_eq!(a.take(&key2).unwrap(), None, "not in Redis: a miss");

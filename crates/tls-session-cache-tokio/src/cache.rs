@@ -11,7 +11,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_openssl::SslStream;
 
 use crate::error::{AcceptError, Error};
-use crate::hello::{self, Lookup, Slot, SlotState, slot_index};
+use crate::hello::{self, Lookup, Plan, Slot, SlotState, slot_index};
 use crate::stats::{AsyncCounters, AsyncStats, bump};
 use crate::store::AsyncSessionStore;
 use crate::writer::{QueueStore, WriteQueue};
@@ -199,12 +199,13 @@ impl AsyncSessionCache {
     /// single-use tickets for nothing.
     async fn look_up(
         &self,
-        pending: Vec<(tls_session_cache::SessionId, Lookup)>,
+        pending: Plan,
     ) -> Vec<(tls_session_cache::SessionId, Option<StoredSession>)> {
         let c = &self.counters;
-        let mut answers = Vec::with_capacity(pending.len());
-        for (id, how) in pending {
-            let key = SessionKey::new(self.cache.context(), id);
+        let protocol = pending.protocol;
+        let mut answers = Vec::with_capacity(pending.lookups.len());
+        for (id, how) in pending.lookups {
+            let key = SessionKey::new(protocol, self.cache.context(), id);
             bump(&c.lookups);
             let found = match how {
                 Lookup::Get => self.store.get(&key).await,

@@ -36,7 +36,7 @@ use openssl::ssl::{Ssl, SslRef};
 use openssl_sys::{
     SSL, SSL_CLIENT_HELLO_RETRY, SSL_CLIENT_HELLO_SUCCESS, SSL_OP_NO_TLSv1_3, TLS1_3_VERSION,
 };
-use tls_session_cache::{SessionId, StoredSession};
+use tls_session_cache::{Protocol, SessionId, StoredSession};
 use tls_session_cache_openssl::parked;
 
 use crate::psk::{STATEFUL_TICKET_LEN, offers_tls13, psk_identities};
@@ -66,12 +66,26 @@ pub enum Lookup {
 }
 
 /// What to look up for one ClientHello, in the order OpenSSL will ask.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
+    /// The protocol the handshake will negotiate: the lookups are made
+    /// under that protocol's keys only (keys are protocol-bound), so a
+    /// TLS 1.3 ClientHello can never take a TLS 1.2 session.
+    pub protocol: Protocol,
     /// Ids and how to look each up.
     pub lookups: Vec<(SessionId, Lookup)>,
     /// An extension did not parse (the lookups are then empty).
     pub malformed: bool,
+}
+
+impl Plan {
+    fn nothing(protocol: Protocol) -> Self {
+        Plan {
+            protocol,
+            lookups: Vec::new(),
+            malformed: false,
+        }
+    }
 }
 
 /// Plans the lookups for a ClientHello, from its legacy session id and the
@@ -100,6 +114,7 @@ pub fn plan(
     };
     if !tls13 {
         return Plan {
+            protocol: Protocol::Tls12,
             lookups: SessionId::new(session_id)
                 .map(|id| vec![(id, Lookup::Get)])
                 .unwrap_or_default(),
@@ -107,7 +122,7 @@ pub fn plan(
         };
     }
     let Some(ext) = psk_ext else {
-        return Plan::default();
+        return Plan::nothing(Protocol::Tls13);
     };
     let Ok(identities) = psk_identities(ext) else {
         return malformed();
@@ -118,6 +133,7 @@ pub fn plan(
         Lookup::Get
     };
     Plan {
+        protocol: Protocol::Tls13,
         lookups: identities
             .into_iter()
             .filter(|i| i.len() == STATEFUL_TICKET_LEN)
@@ -131,6 +147,7 @@ pub fn plan(
 
 fn malformed() -> Plan {
     Plan {
+        protocol: Protocol::Tls13,
         lookups: Vec::new(),
         malformed: true,
     }
@@ -143,7 +160,7 @@ pub(crate) enum SlotState {
     #[default]
     Fresh,
     /// The callback asked for these lookups and paused the handshake.
-    Pending(Vec<(SessionId, Lookup)>),
+    Pending(Plan),
     /// `accept` looked them up; the callback will park the answers.
     Ready(Vec<(SessionId, Option<StoredSession>)>),
     /// The answers are parked (or nothing needed looking up).
@@ -247,7 +264,7 @@ unsafe fn on_client_hello(ssl: *mut SSL) -> c_int {
                 SSL_CLIENT_HELLO_SUCCESS
             } else {
                 bump(&slot.counters.retries);
-                *state = SlotState::Pending(plan.lookups);
+                *state = SlotState::Pending(plan);
                 SSL_CLIENT_HELLO_RETRY
             }
         }
@@ -362,7 +379,10 @@ mod tests {
     #[test]
     fn tls13_client_without_psk_looks_nothing_up() {
         // Its legacy session id is random: a lookup would be a wasted miss.
-        assert_eq!(plan(&[9; 32], None, Some(V13), true, true), Plan::default());
+        assert_eq!(
+            plan(&[9; 32], None, Some(V13), true, true),
+            Plan::nothing(Protocol::Tls13)
+        );
     }
 
     #[test]

@@ -104,7 +104,8 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn memory_store_through_the_async_trait() {
         let store: Arc<dyn AsyncSessionStore> = Arc::new(MemoryStore::with_capacity_bytes(1 << 20));
-        let key = SessionKey::from_slices(b"ctx", &[5; 32]).unwrap();
+        let key =
+            SessionKey::from_slices(tls_session_cache::Protocol::Tls13, b"ctx", &[5; 32]).unwrap();
         let now = tls_session_cache::Clock::now(&tls_session_cache::SystemClock);
         let s = StoredSession::new(vec![1; 40], now, now + 60, Protocol::Tls13);
         store.put(&key, &s).await.unwrap();

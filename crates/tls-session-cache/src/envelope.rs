@@ -133,18 +133,20 @@ pub fn decode_with_limit(
     if !r.0.is_empty() {
         return Err(EnvelopeError::TrailingBytes(r.0.len()));
     }
+    let protocol = if flags & FLAG_TLS13 != 0 {
+        Protocol::Tls13
+    } else {
+        Protocol::Tls12
+    };
     let session = StoredSession {
         der,
         created,
         expires,
-        protocol: if flags & FLAG_TLS13 != 0 {
-            Protocol::Tls13
-        } else {
-            Protocol::Tls12
-        },
+        protocol,
         single_use: flags & FLAG_SINGLE_USE != 0,
     };
-    Ok((SessionKey { context, id }, session))
+    // Keys are protocol-bound: the flag names the key's protocol too.
+    Ok((SessionKey::new(protocol, context, id), session))
 }
 
 struct Reader<'a>(&'a [u8]);
@@ -181,7 +183,7 @@ mod tests {
     use super::*;
 
     fn sample() -> (SessionKey, StoredSession) {
-        let key = SessionKey::from_slices(b"ctx", &[5; 32]).unwrap();
+        let key = SessionKey::from_slices(Protocol::Tls13, b"ctx", &[5; 32]).unwrap();
         let s = StoredSession::new(vec![1, 2, 3], 100, 400, Protocol::Tls13);
         (key, s)
     }

@@ -1,12 +1,23 @@
-//! Store keys: the session-id context and the session id.
+//! Store keys: the protocol, the session-id context and the session id.
 //!
 //! OpenSSL looks a session up by the id the client offers (a TLS ≤ 1.2
 //! session id, or a TLS 1.3 stateful ticket, which is a fresh 32-byte id).
 //! Sessions are only valid inside the session-id context they were made in
-//! (`SSL_CTX_set_session_id_context`), so the store key is the pair: two
+//! (`SSL_CTX_set_session_id_context`), so the key holds the context: two
 //! contexts never see each other's sessions.
+//!
+//! **Keys are protocol-bound.** TLS 1.2 session ids and TLS 1.3 tickets
+//! are both 32 random bytes, and a TLS 1.2 session id travels in clear in
+//! the ClientHello and ServerHello. If both lived under the same key, a
+//! TLS 1.3 ClientHello offering a TLS 1.2 session id as its PSK identity
+//! would make a single-use lookup `take` — destroy — that TLS 1.2 session
+//! (OpenSSL would then refuse it, too late). The protocol is therefore
+//! part of the key: a lookup made for one protocol can neither find nor
+//! consume a session of the other.
 
 use std::fmt;
+
+use crate::session::Protocol;
 
 /// Longest session id OpenSSL makes or accepts (`SSL_MAX_SSL_SESSION_ID_LENGTH`).
 pub const MAX_SESSION_ID_LEN: usize = 32;
@@ -138,9 +149,12 @@ impl fmt::Display for SessionIdContext {
     }
 }
 
-/// The store key: a session id inside its session-id context.
+/// The store key: a session id inside its session-id context, for one
+/// protocol (see the module note: keys are protocol-bound).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
 pub struct SessionKey {
+    /// Which protocol's namespace the id lives in.
+    pub protocol: Protocol,
     /// The session-id context the session was made in.
     pub context: SessionIdContext,
     /// The session id (or TLS 1.3 stateful ticket).
@@ -148,13 +162,26 @@ pub struct SessionKey {
 }
 
 impl SessionKey {
-    /// A key from its two validated parts.
-    pub fn new(context: SessionIdContext, id: SessionId) -> Self {
-        SessionKey { context, id }
+    /// A key from its validated parts.
+    pub fn new(protocol: Protocol, context: SessionIdContext, id: SessionId) -> Self {
+        SessionKey {
+            protocol,
+            context,
+            id,
+        }
     }
     /// A key from raw bytes, validating both lengths.
-    pub fn from_slices(context: &[u8], id: &[u8]) -> Result<Self, KeyError> {
+    ///
+    /// ```
+    /// use tls_session_cache::{Protocol, SessionKey};
+    /// let tls12 = SessionKey::from_slices(Protocol::Tls12, b"svc", &[7; 32])?;
+    /// let tls13 = SessionKey::from_slices(Protocol::Tls13, b"svc", &[7; 32])?;
+    /// assert_ne!(tls12, tls13); // the same bytes never meet across protocols
+    /// # Ok::<(), tls_session_cache::KeyError>(())
+    /// ```
+    pub fn from_slices(protocol: Protocol, context: &[u8], id: &[u8]) -> Result<Self, KeyError> {
         Ok(SessionKey {
+            protocol,
             context: SessionIdContext::new(context)?,
             id: SessionId::new(id)?,
         })
@@ -163,7 +190,7 @@ impl SessionKey {
 
 impl fmt::Display for SessionKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.context, self.id)
+        write!(f, "{}:{}:{}", self.context, self.protocol.tag(), self.id)
     }
 }
 
@@ -191,13 +218,22 @@ mod tests {
 
     #[test]
     fn contexts_separate_keys() {
-        let a = SessionKey::from_slices(b"a", &[1; 32]).unwrap();
-        let b = SessionKey::from_slices(b"b", &[1; 32]).unwrap();
+        let t = Protocol::Tls12;
+        let a = SessionKey::from_slices(t, b"a", &[1; 32]).unwrap();
+        let b = SessionKey::from_slices(t, b"b", &[1; 32]).unwrap();
         assert_ne!(a, b);
         // Same bytes with a different split between context and id differ too.
-        let c = SessionKey::from_slices(b"ab", &[1]).unwrap();
-        let d = SessionKey::from_slices(b"a", &[b'b', 1]).unwrap();
+        let c = SessionKey::from_slices(t, b"ab", &[1]).unwrap();
+        let d = SessionKey::from_slices(t, b"a", &[b'b', 1]).unwrap();
         assert_ne!(c, d);
-        assert_eq!(format!("{a}"), format!("61:{}", "01".repeat(32)));
+        assert_eq!(format!("{a}"), format!("61:12:{}", "01".repeat(32)));
+    }
+
+    #[test]
+    fn protocols_separate_keys() {
+        let a = SessionKey::from_slices(Protocol::Tls12, b"a", &[1; 32]).unwrap();
+        let b = SessionKey::from_slices(Protocol::Tls13, b"a", &[1; 32]).unwrap();
+        assert_ne!(a, b);
+        assert_eq!(format!("{b}"), format!("61:13:{}", "01".repeat(32)));
     }
 }

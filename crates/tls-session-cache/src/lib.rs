@@ -25,7 +25,7 @@
 //! use tls_session_cache::{MemoryStore, Protocol, SessionKey, SessionStore, StoredSession};
 //!
 //! let store = MemoryStore::with_capacity_bytes(1 << 20);
-//! let key = SessionKey::from_slices(b"my-service", &[7u8; 32])?;
+//! let key = SessionKey::from_slices(Protocol::Tls13, b"my-service", &[7u8; 32])?;
 //! let now = store.clock().now();
 //! let session = StoredSession::new(b"DER bytes".to_vec(), now, now + 300, Protocol::Tls13);
 //! store.put(&key, &session)?;

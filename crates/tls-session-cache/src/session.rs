@@ -8,7 +8,7 @@ use bytes::Bytes;
 use crate::clock::UnixTime;
 
 /// The protocol family a session belongs to; it decides how it is looked up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Protocol {
     /// TLS 1.2 and earlier: looked up by session id, reusable until expiry.
     Tls12,
@@ -22,6 +22,14 @@ impl Protocol {
         match self {
             Protocol::Tls12 => "TLSv1.2",
             Protocol::Tls13 => "TLSv1.3",
+        }
+    }
+
+    /// The short tag written in keys: `12` or `13`.
+    pub fn tag(self) -> &'static str {
+        match self {
+            Protocol::Tls12 => "12",
+            Protocol::Tls13 => "13",
         }
     }
 }

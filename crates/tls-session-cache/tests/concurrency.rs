@@ -18,7 +18,7 @@ fn key(n: u32) -> SessionKey {
     let mut id = [0u8; 32];
     id[..4].copy_from_slice(&n.to_be_bytes());
     id[4..8].copy_from_slice(&n.wrapping_mul(0x9E37_79B9).to_le_bytes());
-    SessionKey::from_slices(b"race", &id).unwrap()
+    SessionKey::from_slices(Protocol::Tls13, b"race", &id).unwrap()
 }
 
 /// A session whose bytes name its key and a version.

@@ -12,7 +12,7 @@ fn key() -> impl Strategy<Value = SessionKey> {
         prop::collection::vec(any::<u8>(), 0..=32),
         prop::collection::vec(any::<u8>(), 1..=32),
     )
-        .prop_map(|(c, i)| SessionKey::from_slices(&c, &i).unwrap())
+        .prop_map(|(c, i)| SessionKey::from_slices(Protocol::Tls12, &c, &i).unwrap())
 }
 
 fn session() -> impl Strategy<Value = StoredSession> {
@@ -62,6 +62,7 @@ proptest! {
 
     #[test]
     fn decode_inverts_encode(k in key(), s in session()) {
+        let k = SessionKey { protocol: s.protocol, ..k };
         let bytes = encode(&k, &s);
         prop_assert_eq!(decode(&bytes), Ok((k, s)));
     }
@@ -82,6 +83,7 @@ proptest! {
         s in session(),
         flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
     ) {
+        let k = SessionKey { protocol: s.protocol, ..k };
         let mut bytes = encode(&k, &s);
         for (at, x) in flips {
             let i = at.index(bytes.len());
@@ -92,6 +94,7 @@ proptest! {
 
     #[test]
     fn every_strict_prefix_is_truncated(k in key(), s in session()) {
+        let k = SessionKey { protocol: s.protocol, ..k };
         let bytes = encode(&k, &s);
         for len in 0..bytes.len() {
             match decode(&bytes[..len]) {
@@ -109,6 +112,7 @@ proptest! {
         s in session(),
         extra in prop::collection::vec(any::<u8>(), 1..50),
     ) {
+        let k = SessionKey { protocol: s.protocol, ..k };
         let mut bytes = encode(&k, &s);
         bytes.extend_from_slice(&extra);
         prop_assert_eq!(decode(&bytes), Err(EnvelopeError::TrailingBytes(extra.len())));
@@ -116,6 +120,7 @@ proptest! {
 
     #[test]
     fn limit_is_enforced_before_reading_the_session(k in key(), s in session()) {
+        let k = SessionKey { protocol: s.protocol, ..k };
         let bytes = encode(&k, &s);
         let len = s.der.len();
         prop_assert!(decode_with_limit(&bytes, len).is_ok());
@@ -138,7 +143,7 @@ proptest! {
 /// allocating it.
 #[test]
 fn huge_declared_length_is_oversize() {
-    let k = SessionKey::from_slices(b"", &[1]).unwrap();
+    let k = SessionKey::from_slices(Protocol::Tls12, b"", &[1]).unwrap();
     let s = StoredSession::new(Vec::new(), 0, 0, Protocol::Tls12);
     let mut bytes = encode(&k, &s);
     let n = bytes.len();

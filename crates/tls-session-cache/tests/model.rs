@@ -31,7 +31,7 @@ fn key_space() -> Vec<SessionKey> {
     let mut keys = Vec::new();
     for c in contexts {
         for id in ids {
-            keys.push(SessionKey::from_slices(c, id).unwrap());
+            keys.push(SessionKey::from_slices(Protocol::Tls12, c, id).unwrap());
         }
     }
     keys

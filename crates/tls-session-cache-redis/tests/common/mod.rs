@@ -38,7 +38,22 @@ pub fn random_bytes(n: usize) -> Vec<u8> {
 }
 
 pub fn random_key(context: &[u8]) -> SessionKey {
-    SessionKey::from_slices(context, &random_bytes(32)).unwrap()
+    SessionKey::from_slices(
+        tls_session_cache::Protocol::Tls12,
+        context,
+        &random_bytes(32),
+    )
+    .unwrap()
+}
+
+/// A random 32-byte TLS 1.3 ticket key (keys are protocol-bound: a TLS 1.3
+/// session lives under a TLS 1.3 key).
+#[allow(dead_code)]
+pub fn random_key13(context: &[u8]) -> SessionKey {
+    SessionKey {
+        protocol: tls_session_cache::Protocol::Tls13,
+        ..random_key(context)
+    }
 }
 
 pub fn now() -> u64 {

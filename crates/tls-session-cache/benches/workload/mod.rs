@@ -38,7 +38,7 @@ pub fn key(n: u64) -> SessionKey {
     for (i, chunk) in id.chunks_mut(8).enumerate() {
         chunk.copy_from_slice(&splitmix(n.wrapping_mul(4).wrapping_add(i as u64)).to_le_bytes());
     }
-    SessionKey::from_slices(CONTEXT, &id).expect("valid key")
+    SessionKey::from_slices(tls_session_cache::Protocol::Tls12, CONTEXT, &id).expect("valid key")
 }
 
 /// A freshly allocated 140-byte session, live for an hour.

@@ -214,7 +214,7 @@ mod tests {
             .capacity_bytes(1 << 20)
             .clock(clock.clone())
             .build();
-        let k = SessionKey::from_slices(b"x", &[1; 32]).unwrap();
+        let k = SessionKey::from_slices(crate::Protocol::Tls12, b"x", &[1; 32]).unwrap();
         let s = StoredSession::new(vec![9; 130], 100, 110, Protocol::Tls12);
         store.put(&k, &s).unwrap();
         assert_eq!(store.get(&k).unwrap(), Some(s.clone()));
@@ -237,7 +237,7 @@ mod tests {
     #[test]
     fn oversize_is_refused_and_counted() {
         let store = MemoryStore::builder().max_session_size(100).build();
-        let k = SessionKey::from_slices(b"", &[1; 8]).unwrap();
+        let k = SessionKey::from_slices(crate::Protocol::Tls12, b"", &[1; 8]).unwrap();
         let s = StoredSession::new(vec![0; 101], 0, u64::MAX, Protocol::Tls12);
         assert!(matches!(
             store.put(&k, &s),

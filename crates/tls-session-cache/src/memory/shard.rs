@@ -356,7 +356,7 @@ mod tests {
     use foldhash::fast::FixedState;
 
     fn key(n: u8) -> SessionKey {
-        SessionKey::from_slices(b"c", &[n; 32]).unwrap()
+        SessionKey::from_slices(crate::Protocol::Tls12, b"c", &[n; 32]).unwrap()
     }
     fn sess(n: u8, expires: UnixTime) -> StoredSession {
         StoredSession::new(vec![n; 100], 0, expires, Protocol::Tls12)
