@@ -5,33 +5,20 @@ use std::ffi::c_long;
 use std::sync::Arc;
 use std::time::Duration;
 
-use openssl::ssl::{SslContextBuilder, SslOptions, SslSessionCacheMode};
+use openssl::ssl::{SslContextBuilder, SslOptions, SslSessionCacheMode, SslSessionRef};
 use tls_session_cache::{
     CachePolicy, Clock, MemoryStore, SessionIdContext, SessionStore, SystemClock,
 };
 
 use crate::callbacks;
+use crate::close::{self, Removal};
 use crate::decoded::Decoded;
 use crate::error::Error;
 use crate::exdata::{self, CtxState};
 use crate::ffi;
 use crate::ratelimit::Limiters;
+use crate::state::{Inner, UncleanClose};
 use crate::stats::{CacheStats, Counters};
-
-/// What every callback needs: the store, the policy, the clock, the counters.
-pub(crate) struct Inner {
-    pub store: Box<dyn SessionStore>,
-    pub context: SessionIdContext,
-    pub policy: CachePolicy,
-    pub clock: Arc<dyn Clock>,
-    pub stateless_tickets: bool,
-    pub num_tickets: Option<usize>,
-    pub counters: Counters,
-    /// Recently stored sessions, decoded.
-    pub decoded: Decoded,
-    /// Limits per-handshake warnings (a store that is down).
-    pub logs: Limiters,
-}
 
 /// An external server-side session cache for OpenSSL.
 ///
@@ -64,6 +51,7 @@ pub struct SessionCacheBuilder {
     stateless_tickets: bool,
     num_tickets: Option<usize>,
     decoded_sessions: usize,
+    unclean_close: UncleanClose,
 }
 
 impl std::fmt::Debug for SessionCacheBuilder {
@@ -72,6 +60,7 @@ impl std::fmt::Debug for SessionCacheBuilder {
             .field("context", &self.context)
             .field("policy", &self.policy)
             .field("decoded_sessions", &self.decoded_sessions)
+            .field("unclean_close", &self.unclean_close)
             .finish_non_exhaustive()
     }
 }
@@ -160,6 +149,28 @@ impl SessionCacheBuilder {
         self
     }
 
+    /// Remove the session of a connection that ends without the server
+    /// sending `close_notify` (default false: keep it).
+    ///
+    /// By default a session survives however its connection ends — the
+    /// client dropping TCP after the handshake (preconnects, health checks,
+    /// `openssl s_time -reuse`), the server dropping the stream without
+    /// `shutdown()` (what frameworks do) — as TLS 1.1 and later allow
+    /// (RFC 4346 / RFC 5246 §7.2.1: "failure to properly close a connection
+    /// no longer requires that a session not be resumed") and as nginx,
+    /// Apache and HAProxy do. A fatal alert sent or received, an explicit
+    /// removal, expiry and single use still remove it. `true` restores
+    /// RFC 2246's rule, which OpenSSL follows on its own: such sessions are
+    /// removed, from the store too. See the crate's `close` module for how.
+    pub fn remove_on_unclean_close(mut self, remove: bool) -> Self {
+        self.unclean_close = if remove {
+            UncleanClose::Remove
+        } else {
+            UncleanClose::Keep
+        };
+        self
+    }
+
     /// The clock for expiry (default: the system clock). Give the same
     /// clock to the store.
     pub fn clock(mut self, clock: impl Clock) -> Self {
@@ -190,6 +201,7 @@ impl SessionCacheBuilder {
                 clock: self.clock,
                 stateless_tickets: self.stateless_tickets,
                 num_tickets: self.num_tickets,
+                unclean_close: self.unclean_close,
                 counters: Counters::default(),
                 decoded: Decoded::new(self.decoded_sessions),
                 logs: Limiters::default(),
@@ -209,6 +221,7 @@ impl SessionCache {
             stateless_tickets: false,
             num_tickets: None,
             decoded_sessions: SessionCacheBuilder::DEFAULT_DECODED_SESSIONS,
+            unclean_close: UncleanClose::Keep,
         }
     }
 
@@ -287,6 +300,19 @@ impl SessionCache {
     /// The session-id context.
     pub fn context(&self) -> SessionIdContext {
         self.inner.context
+    }
+
+    /// Removes `session` from the store (and from this process's decoded
+    /// sessions), whatever its connection is doing: the way to revoke a
+    /// session. Counted as an application removal. Returns whether the
+    /// store held it.
+    ///
+    /// `SSL_CTX_remove_session` reaches the store too, through OpenSSL's
+    /// remove callback; this method does not depend on how OpenSSL reports
+    /// it (see the crate's `close` module for the one case where the two
+    /// differ).
+    pub fn remove_session(&self, session: &SslSessionRef) -> Result<bool, Error> {
+        close::remove(&self.inner, session, Removal::Application).map_err(Error::Store)
     }
 }
 

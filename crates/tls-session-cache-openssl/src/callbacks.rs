@@ -9,7 +9,7 @@
 //! and leaves the rest to safe code.
 
 use std::any::Any;
-use std::ffi::{c_int, c_uchar, c_uint};
+use std::ffi::{c_int, c_uchar};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,11 +19,14 @@ use openssl::ssl::{SslRef, SslSession, SslSessionRef};
 use openssl_sys::{SSL, SSL_CTX, SSL_SESSION, TLS1_3_VERSION};
 use tls_session_cache::{Protocol, SessionId, SessionKey, StoreError, StoredSession, UnixTime};
 
-use crate::cache::Inner;
+use crate::close::{self, Removal};
 use crate::exdata::{self, conn_inner, ctx_state};
-use crate::ffi::{self, InfoCallback, SSL_CB_HANDSHAKE_DONE, SSL_CB_HANDSHAKE_START};
-use crate::parked::{ParkedLookup, parked_lookup};
+use crate::ffi::{
+    self, InfoCallback, SSL_CB_HANDSHAKE_DONE, SSL_CB_HANDSHAKE_START, session_context,
+};
+use crate::parked::{self, ParkedLookup, parked_lookup};
 use crate::ratelimit::warn_limited;
+use crate::state::Inner;
 use crate::stats::bump;
 use crate::unwind;
 
@@ -141,10 +144,14 @@ fn store_new_session(
         Ok(()) => {
             bump(&c.stored);
             if inner.decoded.is_on() {
-                // `to_owned` is SSL_SESSION_up_ref: the decoded map keeps
-                // its own reference (see `decoded`); OpenSSL still drops
-                // the callback's one when we return 0.
-                inner.decoded.insert(key, session.to_owned(), &stored);
+                // A duplicate, never `session` itself: this object is the
+                // connection's own (`s->session`), which the connection may
+                // still write; the map hands out only objects no connection
+                // holds (see `decoded`). OpenSSL drops the callback's
+                // reference when we return 0.
+                if let Some(copy) = ffi::dup_session(session) {
+                    inner.decoded.insert(key, copy, &stored);
+                }
             }
         }
         Err(StoreError::Oversize { size, limit }) => {
@@ -165,14 +172,15 @@ fn store_new_session(
 
 /// `SSL_SESSION *get_session_cb(SSL *ssl, const unsigned char *id, int len, int *copy)`.
 ///
-/// Ownership: a session we return carries one reference that is ours to
-/// give: either it was just decoded by `d2i_SSL_SESSION` (its only
-/// reference), or it comes from the decoded map — an extra reference taken
-/// for us with `SSL_SESSION_up_ref` (TLS 1.2: the map keeps its own and the
-/// object is shared, as OpenSSL's internal cache shares it), or the map's
-/// own reference when the entry was removed (a taken TLS 1.3 ticket). We
-/// set `*copy = 0` so that OpenSSL does not take another one, and hand ours
-/// over (forgotten on our side): OpenSSL drops it when it is done with the
+/// Ownership: a session we return is a fresh object whose one reference is
+/// ours to give: just decoded by `d2i_SSL_SESSION`, or a duplicate of the
+/// decoded map's object (`SSL_SESSION_dup`, TLS 1.2), or the map's own
+/// object when the entry was removed (a taken TLS 1.3 ticket, which no one
+/// else holds). Never an object another connection holds: OpenSSL makes
+/// the returned session the connection's `s->session` and writes to it
+/// (TLS 1.3 `tls13_setup_key_block` sets its cipher). We set `*copy = 0`
+/// so that OpenSSL does not take another reference, and hand ours over
+/// (forgotten on our side): OpenSSL drops it when it is done with the
 /// session. Every other path returns null and drops what it decoded.
 pub(crate) unsafe extern "C" fn get_session(
     ssl: *mut SSL,
@@ -216,10 +224,10 @@ unsafe fn on_get_session(
         }
     };
     let tls13 = unsafe { openssl_sys::SSL_version(ssl) } == TLS1_3_VERSION;
-    // An async server may have fetched the session already (see `parked`).
-    // SAFETY: `ssl` is live for the callback; a borrowed view, freed by no one.
-    let parked = parked_lookup(unsafe { SslRef::from_ptr(ssl) }, id);
-    match lookup(inner, id, tls13, parked) {
+    // SAFETY: `ssl` is live for the callback and used by this thread only;
+    // a borrowed view, freed by no one.
+    let ssl_ref = unsafe { SslRef::from_ptr_mut(ssl) };
+    match lookup(inner, ssl_ref, id, tls13) {
         Some((session, created)) if !copy.is_null() => {
             unsafe { exdata::set_authenticated(ssl, created) };
             bump(&c.hits);
@@ -239,12 +247,13 @@ unsafe fn on_get_session(
 }
 
 /// Finds, decodes and checks the session stored under `id` (or parked for
-/// it); returns it with the time its peer was authenticated.
+/// it, or remembered from this handshake); returns it with the time its
+/// peer was authenticated.
 fn lookup(
     inner: &Inner,
+    ssl: &mut SslRef,
     id: &[u8],
     tls13: bool,
-    parked: ParkedLookup,
 ) -> Option<(SslSession, UnixTime)> {
     let c = &inner.counters;
     let protocol = if tls13 {
@@ -252,17 +261,39 @@ fn lookup(
     } else {
         Protocol::Tls12
     };
+    // Keys are protocol-bound: a TLS 1.3 lookup never sees (or takes) a
+    // TLS 1.2 session, and the reverse.
     let key = SessionKey::new(protocol, inner.context, SessionId::new(id).ok()?);
-    // A parked connection never reaches the store from here (it may be an
-    // executor thread), not even to remove a bad entry.
-    let from_store = matches!(parked, ParkedLookup::NotParked);
     // Requirement 3: TLS 1.3 tickets are single use, across every server
     // sharing the store, so the lookup itself removes the entry (a parked
     // answer was fetched with `take` too).
     let single_use = tls13 && inner.policy.single_use_tls13;
+    // An async server may have fetched the session already, and a second
+    // ClientHello (after a HelloRetryRequest) asks again for the ticket the
+    // first one took: both are answered from the connection (see `parked`).
+    let parked = parked_lookup(ssl, id);
+    // Only an answer fetched here may lead to the store being changed from
+    // here (a parked connection may be on an executor thread).
+    let from_store = matches!(parked, ParkedLookup::NotParked);
     let found = match parked {
-        ParkedLookup::Answer(stored) => Ok(stored),
-        ParkedLookup::NotParked if single_use => inner.store.take(&key),
+        ParkedLookup::Parked(stored) => {
+            if single_use && stored.is_some() {
+                // Taken by the async lookup that parked it.
+                bump(Removal::SingleUse.counter(c));
+            }
+            Ok(stored)
+        }
+        ParkedLookup::Remembered(stored) => Ok(Some(stored)),
+        ParkedLookup::NotParked if single_use => {
+            let taken = inner.store.take(&key);
+            if let Ok(Some(stored)) = &taken {
+                bump(Removal::SingleUse.counter(c));
+                // A HelloRetryRequest makes OpenSSL ask again in this
+                // handshake; the store no longer has it.
+                parked::remember(ssl, key.id, stored.clone());
+            }
+            taken
+        }
         ParkedLookup::NotParked => inner.store.get(&key),
     };
     let stored = match found {
@@ -281,6 +312,19 @@ fn lookup(
             return None;
         }
     };
+    if stored.protocol != protocol {
+        // Only a store that does not bind keys to protocols (or a parked
+        // answer planned for another version) can say this: never resume
+        // across protocols. Not removed: it is not the entry's fault.
+        bump(&c.mismatched);
+        warn_limited!(
+            inner.logs.bad_entry,
+            "session {key}: stored for {}, offered in {}; not resumed",
+            stored.protocol.as_str(),
+            protocol.as_str()
+        );
+        return None;
+    }
     // The store answered with bytes this process stored: hand out the
     // session they were serialised from, kept decoded (its id and context
     // were checked when it was stored), and skip d2i.
@@ -294,7 +338,7 @@ fn lookup(
         bump(counter);
         warn_limited!(inner.logs.bad_entry, "session {key}: {why}; removed");
         if from_store {
-            let _ = inner.store.remove(&key);
+            let _ = close::remove_key(inner, &key, Removal::BadEntry);
         }
     };
     let session = match SslSession::from_der(&stored.der) {
@@ -319,9 +363,10 @@ fn lookup(
 }
 
 // ---------------------------------------------------------------------------
-// remove_session_cb: OpenSSL dropped a session (timed out at lookup, a
-// connection freed without the server sending close_notify, or
-// SSL_CTX_remove_session).
+// remove_session_cb: OpenSSL dropped a session (a fatal alert, the peer's
+// end of file, SSL_free of a connection that did not send close_notify,
+// timed out at lookup, or SSL_CTX_remove_session). Which of these reach
+// the store is decided in `close`.
 
 /// `void remove_session_cb(SSL_CTX *ctx, SSL_SESSION *sess)`.
 ///
@@ -346,32 +391,16 @@ unsafe fn on_remove_session(ctx: *mut SSL_CTX, sess: *mut SSL_SESSION) {
         return;
     };
     let inner = &state.inner;
-    let session = unsafe { SslSessionRef::from_ptr(sess) };
-    let Ok(id) = SessionId::new(session.id()) else {
+    let Some(key) = (unsafe { close::key_of(inner, sess) }) else {
         return;
     };
-    if unsafe { session_context(sess) } != inner.context.as_bytes() {
+    let why = unsafe { close::classify(sess) };
+    if !close::removes(inner, why) {
+        // An unclean close: the session stays (see `close`).
+        bump(&inner.counters.kept_unclean_close);
         return;
     }
-    let protocol =
-        if unsafe { openssl_sys::SSL_SESSION_get_protocol_version(sess) } == TLS1_3_VERSION {
-            Protocol::Tls13
-        } else {
-            Protocol::Tls12
-        };
-    let key = SessionKey::new(protocol, inner.context, id);
-    inner.decoded.remove(&key);
-    match inner.store.remove(&key) {
-        Ok(true) => bump(&inner.counters.removed),
-        Ok(false) => {}
-        Err(e) => {
-            bump(&inner.counters.errors);
-            warn_limited!(
-                inner.logs.remove_failed,
-                "session {key}: remove failed: {e}"
-            );
-        }
-    }
+    let _ = close::remove_key(inner, &key, why);
 }
 
 // ---------------------------------------------------------------------------
@@ -422,6 +451,10 @@ unsafe fn on_info(ssl: *mut SSL, where_: c_int) {
         // Once per handshake, even if OpenSSL reports "done" twice.
         && unsafe { exdata::count_once(ssl) }
     {
+        // What was parked or remembered answered this handshake's lookups
+        // only (a renegotiation asks the store afresh).
+        // SAFETY: live for the callback, used by this thread only.
+        parked::end_handshake(unsafe { SslRef::from_ptr_mut(ssl) });
         let c = &inner.counters;
         if unsafe { openssl_sys::SSL_session_reused(ssl) } == 1 {
             bump(&c.resumed);
@@ -465,20 +498,6 @@ unsafe fn next_info(ssl: *mut SSL) -> Option<InfoCallback> {
 
 // ---------------------------------------------------------------------------
 // Helpers.
-
-/// The session-id context recorded in a session.
-///
-/// # Safety
-/// `sess` is a live session; the slice must not outlive it.
-unsafe fn session_context<'a>(sess: *const SSL_SESSION) -> &'a [u8] {
-    let mut len: c_uint = 0;
-    // SAFETY: returns a pointer into the session and its length.
-    let p = unsafe { ffi::SSL_SESSION_get0_id_context(sess, &mut len) };
-    if p.is_null() || len == 0 {
-        return &[];
-    }
-    unsafe { std::slice::from_raw_parts(p, len as usize) }
-}
 
 /// Counts and logs a panic caught in a callback, without unwinding further.
 ///

@@ -23,23 +23,27 @@
 //! (4 096) entries costs about 4–8 MiB when full.
 //!
 //! **Ownership**: the map owns one reference on each `SSL_SESSION` it
-//! holds (`SslSession`, taken with `SSL_SESSION_up_ref` in the new-session
-//! callback). A hit that keeps the entry (TLS 1.2) returns a clone — one
-//! more reference, for the caller to hand to OpenSSL; a hit that removes
-//! it (a taken TLS 1.3 ticket) returns the map's own reference. Entries
-//! evicted or removed are dropped after the shard's lock is released, so
-//! `SSL_SESSION_free` never runs under it.
+//! holds, and each is an object of its own — a duplicate
+//! (`SSL_SESSION_dup`) of the session the new-session callback saw, never
+//! that session itself, which is the issuing connection's `s->session`.
+//! A hit that keeps the entry (TLS 1.2, or TLS 1.3 without single use)
+//! returns another duplicate; a hit that removes it (a taken TLS 1.3
+//! ticket) returns the map's own object, which from then on no one else
+//! holds. Entries evicted or removed are dropped after the shard's lock is
+//! released, so `SSL_SESSION_free` never runs under it.
 //!
-//! **Why sharing an `SSL_SESSION` is safe**: OpenSSL's internal cache hands
-//! the same object to every connection that resumes it (up-ref, no copy).
-//! OpenSSL 3.0 does not modify a session that may be in a cache: a TLS 1.2
-//! resumption only reads it; TLS 1.3 duplicates the session when it parses
-//! the PSK (`tls_parse_ctos_psk`: `ssl_session_dup` before setting the
-//! `sid_ctx`) and before writing a second ticket or one after a resumption
-//! (`tls_construct_new_session_ticket`: "s->session may already be in a
-//! cache and so we must not modify it"). The one write to a shared session
-//! is `not_resumable = 1` in `SSL_CTX_remove_session`, which then calls our
-//! remove callback, which drops the entry here.
+//! **Why no object is ever shared**: OpenSSL makes the session returned by
+//! the get callback the connection's `s->session` as is — for a TLS 1.3
+//! stateful ticket too (`tls_get_stateful_ticket`; only an external PSK is
+//! duplicated in `tls_parse_ctos_psk`) — and writes to it:
+//! `tls13_setup_key_block` sets `s->session->cipher` (OpenSSL ≥ 3.2 also
+//! `kex_group`). An object handed to two connections, or still held by the
+//! connection that issued it, would be written by two threads at once: a
+//! connection that negotiated AES-128-GCM could see its session's cipher
+//! turn into ChaCha20 under it. So the map hands out only objects that no
+//! connection holds, at the cost of one `SSL_SESSION_dup` per stored
+//! session and per TLS 1.2 hit (still far cheaper than `d2i`; see
+//! `docs/performance.md`).
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
@@ -49,6 +53,8 @@ use bytes::Bytes;
 use foldhash::fast::RandomState;
 use openssl::ssl::SslSession;
 use tls_session_cache::{SessionKey, StoredSession, UnixTime};
+
+use crate::ffi::dup_session;
 
 /// Most shards a map has (fewer when its bound is smaller).
 const MAX_SHARDS: usize = 16;
@@ -159,7 +165,8 @@ impl Decoded {
         )
     }
 
-    /// Keeps `session`, which serialised to `stored.der`, under `key`.
+    /// Keeps `session`, which serialised to `stored.der`, under `key`. It
+    /// must be an object no connection holds (a duplicate).
     pub(crate) fn insert(&self, key: SessionKey, session: SslSession, stored: &StoredSession) {
         let Some(mut shard) = self.shard(&key) else {
             return;
@@ -198,8 +205,10 @@ impl Decoded {
         let keep = match &mut shard.slots[slot] {
             Some(e) if e.is(stored) && !remove => {
                 e.referenced = true;
-                // One more reference, for the caller.
-                return Some(e.session.clone());
+                // A duplicate for the caller: the map's object is never
+                // handed to a connection while the map keeps it. (A failed
+                // allocation is a miss: the caller decodes the bytes.)
+                return dup_session(&e.session);
             }
             Some(e) => e.is(stored),
             None => false,
@@ -290,6 +299,9 @@ mod tests {
         d.insert(key(1), session(1), &stored(1, 5));
         let hit = d.hit(&key(1), &stored(1, 5), false).unwrap();
         assert_eq!(hit.id(), &[1; 32]);
+        // Never the map's own object, nor the same object twice.
+        let again = d.hit(&key(1), &stored(1, 5), false).unwrap();
+        assert_ne!(hit.as_ptr(), again.as_ptr());
         // Kept: a TLS 1.2 session resumes again.
         assert_eq!(d.len(), 1);
         assert!(d.hit(&key(1), &stored(1, 5), false).is_some());

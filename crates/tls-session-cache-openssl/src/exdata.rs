@@ -47,8 +47,9 @@ use openssl::ssl::SslContext;
 use openssl_sys::{CRYPTO_EX_DATA, SSL, SSL_CTX};
 use tls_session_cache::UnixTime;
 
-use crate::cache::Inner;
+use crate::close;
 use crate::ffi::InfoCallback;
+use crate::state::Inner;
 
 /// What an `SSL_CTX` with the cache installed holds.
 pub(crate) struct CtxState {
@@ -98,8 +99,12 @@ pub(crate) fn conn_indices() -> Result<ConnIndices, ErrorStack> {
 }
 
 /// `CRYPTO_EX_free` of the cache slot: gives back the slot's reference.
+///
+/// It runs inside `SSL_free` (`parent` is the `SSL`); on OpenSSL 1.1.1 –
+/// 3.1 before `SSL_free` decides whether to remove the connection's
+/// session, which is where an unclean close is kept (see `close`).
 unsafe extern "C" fn free_cache(
-    _parent: *mut c_void,
+    parent: *mut c_void,
     ptr: *mut c_void,
     _ad: *mut CRYPTO_EX_DATA,
     _idx: c_int,
@@ -114,7 +119,9 @@ unsafe extern "C" fn free_cache(
     // calls this once. Dropping the last reference drops the store, which
     // must not unwind into OpenSSL.
     crate::unwind::quietly(|| unsafe {
-        drop(Arc::from_raw(ptr as *const Inner));
+        let inner = Arc::from_raw(ptr as *const Inner);
+        close::on_ssl_free(parent.cast::<SSL>(), &inner);
+        drop(inner);
     });
 }
 

@@ -3,6 +3,8 @@
 
 use std::ffi::{c_int, c_long, c_uchar, c_uint};
 
+use foreign_types::{ForeignType, ForeignTypeRef};
+use openssl::ssl::{SslSession, SslSessionRef};
 use openssl_sys::{SSL, SSL_CTX, SSL_SESSION};
 
 /// `void (*)(const SSL *ssl, int where, int ret)` — the info callback.
@@ -23,6 +25,34 @@ unsafe extern "C" {
     pub fn SSL_get_options(ssl: *const SSL) -> u64;
     pub fn SSL_CTX_set_timeout(ctx: *mut SSL_CTX, t: c_long) -> c_long;
     pub fn SSL_SESSION_get0_id_context(s: *const SSL_SESSION, len: *mut c_uint) -> *const c_uchar;
+    pub fn SSL_in_init(s: *const SSL) -> c_int;
+    pub fn SSL_in_before(s: *const SSL) -> c_int;
+    pub fn SSL_SESSION_dup(src: *const SSL_SESSION) -> *mut SSL_SESSION;
+}
+
+/// A new session object with `session`'s contents (`SSL_SESSION_dup`),
+/// owned by no one but the caller; `None` if OpenSSL could not allocate.
+pub(crate) fn dup_session(session: &SslSessionRef) -> Option<SslSession> {
+    // SAFETY: `session` is live; SSL_SESSION_dup returns a new object with
+    // one reference (or null), which `from_ptr` takes over.
+    unsafe {
+        let copy = SSL_SESSION_dup(session.as_ptr());
+        (!copy.is_null()).then(|| SslSession::from_ptr(copy))
+    }
+}
+
+/// The session-id context recorded in a session.
+///
+/// # Safety
+/// `sess` is a live session; the slice must not outlive it.
+pub(crate) unsafe fn session_context<'a>(sess: *const SSL_SESSION) -> &'a [u8] {
+    let mut len: c_uint = 0;
+    // SAFETY: returns a pointer into the session and its length.
+    let p = unsafe { SSL_SESSION_get0_id_context(sess, &mut len) };
+    if p.is_null() || len == 0 {
+        return &[];
+    }
+    unsafe { std::slice::from_raw_parts(p, len as usize) }
 }
 
 #[cfg(test)]

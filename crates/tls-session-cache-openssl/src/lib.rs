@@ -14,7 +14,7 @@
 //! let cache = SessionCache::builder().context(b"my-service").build()?;
 //! cache.install(&mut acceptor)?; // TLS 1.2 ids and TLS 1.3 tickets now resume from the cache
 //! let acceptor = acceptor.build();
-//! // … serve; call `ssl_stream.shutdown()` before closing each connection …
+//! // … serve: however a connection ends, its session stays resumable …
 //! println!("{}", cache.stats().to_json());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -39,23 +39,30 @@
 //! |---|---|
 //! | [`cache`] | [`SessionCache`], [`SessionCacheBuilder`], `install` |
 //! | `callbacks` | the `extern "C"` new / get / remove / info callbacks |
+//! | `close` | why a session leaves the store; unclean closes keep it |
 //! | `decoded` | recently stored sessions kept decoded (no `d2i` on a local hit) |
 //! | `exdata` | where the cache hangs off `SSL_CTX` and `SSL` |
 //! | [`parked`] | sessions fetched before OpenSSL asks (async servers) |
 //! | `ratelimit` | at most one per-handshake warning per second per kind |
+//! | `state` | the state the callbacks share (store, policy, counters) |
 //! | [`stats`] | [`CacheStats`] |
 //! | [`error`] | [`Error`] |
 //! | [`selfsigned`] | [`self_signed_localhost`] for tests and trials |
 //!
-//! Servers must call `shutdown()` on each connection before closing it:
-//! OpenSSL removes the session of a connection freed without the server's
-//! `close_notify` (and so calls the remove callback).
+//! A session survives a connection that ends without `close_notify` —
+//! a client that drops TCP after the handshake, a server or framework that
+//! drops the stream without `shutdown()` — as TLS ≥ 1.1 allows and nginx,
+//! Apache and HAProxy do; a fatal alert, an explicit removal, expiry and
+//! single use still remove it (module `close`;
+//! [`SessionCacheBuilder::remove_on_unclean_close`] restores the strict
+//! rule).
 //!
 //! [rust-openssl]: https://docs.rs/openssl
 #![warn(missing_docs)]
 
 pub mod cache;
 mod callbacks;
+mod close;
 mod decoded;
 pub mod error;
 mod exdata;
@@ -63,11 +70,12 @@ mod ffi;
 pub mod parked;
 mod ratelimit;
 pub mod selfsigned;
+mod state;
 pub mod stats;
 pub mod unwind;
 
 pub use cache::{SessionCache, SessionCacheBuilder};
 pub use error::Error;
 pub use selfsigned::{self_signed, self_signed_localhost};
-pub use stats::CacheStats;
+pub use stats::{CacheStats, RemovedBy};
 pub use tls_session_cache;

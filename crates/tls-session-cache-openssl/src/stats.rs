@@ -33,8 +33,17 @@ pub struct CacheStats {
     pub mismatched: u64,
     /// Offered session ids outside 1..=32 bytes.
     pub invalid_id: u64,
-    /// Sessions removed at OpenSSL's request (remove callback).
+    /// Sessions the binding removed from the store, for any cause below
+    /// (only removals that found the session are counted).
     pub removed: u64,
+    /// Removals by cause. All but `single_use` add up to `removed`; a
+    /// single-use ticket taken by the lookup that resumes it is counted in
+    /// `single_use` only.
+    pub removed_by: RemovedBy,
+    /// Sessions kept although their connection ended without the server's
+    /// `close_notify` (the peer's end of file, or the connection freed
+    /// without `shutdown()`), where OpenSSL would have removed them.
+    pub kept_unclean_close: u64,
     /// Store operations that failed (the handshake went on without the cache).
     pub errors: u64,
     /// Panics caught in a callback (treated as a miss).
@@ -62,7 +71,10 @@ impl CacheStats {
             concat!(
                 "{{\"resumed\":{},\"full\":{},\"lookups\":{},\"hits\":{},\"misses\":{},",
                 "\"stored\":{},\"skipped\":{},\"oversize\":{},\"corrupt\":{},\"mismatched\":{},",
-                "\"invalid_id\":{},\"removed\":{},\"errors\":{},\"panics\":{},",
+                "\"invalid_id\":{},\"removed\":{},",
+                "\"removed_by\":{{\"fatal_alert\":{},\"application\":{},\"unclean_close\":{},",
+                "\"expired\":{},\"single_use\":{},\"bad_entry\":{}}},",
+                "\"kept_unclean_close\":{},\"errors\":{},\"panics\":{},",
                 "\"decoded_hits\":{},\"decoded_entries\":{},",
                 "\"store\":{{\"hits\":{},\"misses\":{},\"inserts\":{},\"evictions\":{},",
                 "\"expirations\":{},\"oversize\":{},\"removals\":{},\"errors\":{},",
@@ -80,6 +92,13 @@ impl CacheStats {
             self.mismatched,
             self.invalid_id,
             self.removed,
+            self.removed_by.fatal_alert,
+            self.removed_by.application,
+            self.removed_by.unclean_close,
+            self.removed_by.expired,
+            self.removed_by.single_use,
+            self.removed_by.bad_entry,
+            self.kept_unclean_close,
             self.errors,
             self.panics,
             self.decoded_hits,
@@ -103,6 +122,25 @@ impl CacheStats {
     }
 }
 
+/// Sessions removed from the store, by cause.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RemovedBy {
+    /// A fatal alert was sent or received on the session's connection.
+    pub fatal_alert: u64,
+    /// The application asked (`SSL_CTX_remove_session` or
+    /// [`SessionCache::remove_session`](crate::SessionCache::remove_session)).
+    pub application: u64,
+    /// The connection ended without the server's `close_notify` and the
+    /// cache was built with `remove_on_unclean_close(true)`.
+    pub unclean_close: u64,
+    /// OpenSSL found the session expired when it was offered.
+    pub expired: u64,
+    /// A single-use TLS 1.3 ticket was taken by the lookup that resumed it.
+    pub single_use: u64,
+    /// A stored entry did not decode or was not the session asked for.
+    pub bad_entry: u64,
+}
+
 /// The live counters behind [`CacheStats`].
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
@@ -118,6 +156,13 @@ pub(crate) struct Counters {
     pub mismatched: AtomicU64,
     pub invalid_id: AtomicU64,
     pub removed: AtomicU64,
+    pub removed_fatal_alert: AtomicU64,
+    pub removed_application: AtomicU64,
+    pub removed_unclean_close: AtomicU64,
+    pub removed_expired: AtomicU64,
+    pub removed_single_use: AtomicU64,
+    pub removed_bad_entry: AtomicU64,
+    pub kept_unclean_close: AtomicU64,
     pub errors: AtomicU64,
     pub panics: AtomicU64,
     pub decoded_hits: AtomicU64,
@@ -145,6 +190,15 @@ impl Counters {
             mismatched: r(&self.mismatched),
             invalid_id: r(&self.invalid_id),
             removed: r(&self.removed),
+            removed_by: RemovedBy {
+                fatal_alert: r(&self.removed_fatal_alert),
+                application: r(&self.removed_application),
+                unclean_close: r(&self.removed_unclean_close),
+                expired: r(&self.removed_expired),
+                single_use: r(&self.removed_single_use),
+                bad_entry: r(&self.removed_bad_entry),
+            },
+            kept_unclean_close: r(&self.kept_unclean_close),
             errors: r(&self.errors),
             panics: r(&self.panics),
             decoded_hits: r(&self.decoded_hits),
@@ -169,7 +223,11 @@ mod tests {
         assert!(json.contains("\"panics\":7,"), "{json}");
         assert!(json.contains("\"store\":{\"hits\":0,"), "{json}");
         assert!(json.ends_with("\"bytes\":0}}"), "{json}");
-        assert_eq!(json.matches(':').count(), 27, "{json}");
+        assert_eq!(json.matches(':').count(), 35, "{json}");
+        assert!(
+            json.contains("\"removed_by\":{\"fatal_alert\":0,"),
+            "{json}"
+        );
     }
 
     #[test]
