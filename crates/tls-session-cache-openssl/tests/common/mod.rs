@@ -189,14 +189,24 @@ impl Client {
     }
 
     pub fn with_identity(version: SslVersion, id: Option<&Identity>) -> Client {
+        Self::configured(version, |b| {
+            if let Some(id) = id {
+                b.set_certificate(&id.cert).unwrap();
+                b.set_private_key(&id.key).unwrap();
+            }
+        })
+    }
+
+    /// A client whose context `configure` adjusts (cipher suites, groups…).
+    pub fn configured(
+        version: SslVersion,
+        configure: impl FnOnce(&mut SslContextBuilder),
+    ) -> Client {
         let mut b = SslContextBuilder::new(SslMethod::tls_client()).unwrap();
         b.set_min_proto_version(Some(version)).unwrap();
         b.set_max_proto_version(Some(version)).unwrap();
         b.set_verify(SslVerifyMode::NONE);
-        if let Some(id) = id {
-            b.set_certificate(&id.cert).unwrap();
-            b.set_private_key(&id.key).unwrap();
-        }
+        configure(&mut b);
         b.set_session_cache_mode(SslSessionCacheMode::CLIENT | SslSessionCacheMode::NO_INTERNAL);
         let received = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&received);
@@ -205,6 +215,33 @@ impl Client {
             ctx: b.build(),
             received,
         }
+    }
+
+    /// Connects and completes the handshake, offering `session` if given;
+    /// the stream is the caller's, with the sessions received so far.
+    pub fn handshake(
+        &self,
+        addr: SocketAddr,
+        session: Option<&SslSession>,
+    ) -> openssl::ssl::SslStream<TcpStream> {
+        self.received.lock().unwrap().clear();
+        let stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        stream.set_nodelay(true).unwrap();
+        let mut ssl = Ssl::new(&self.ctx).unwrap();
+        ssl.set_hostname("localhost").unwrap();
+        if let Some(s) = session {
+            // SAFETY: the session comes from a context of the same method.
+            unsafe { ssl.set_session(s).unwrap() };
+        }
+        ssl.connect(stream).unwrap()
+    }
+
+    /// The sessions received since the last `handshake` or `connect`.
+    pub fn received(&self) -> Vec<SslSession> {
+        std::mem::take(&mut *self.received.lock().unwrap())
     }
 
     /// Connects, offering `session` if given; sends a line, reads the
