@@ -23,15 +23,18 @@ use tls_session_cache::{
     UnixTime,
 };
 
-/// Three contexts (one empty) × four ids (two of them 32 bytes, one short,
-/// and the same 32-byte id appears in every context).
+/// Two protocols × three contexts (one empty) × four ids (two of them 32
+/// bytes, one short, and the same 32-byte id appears in every context and
+/// both protocols: keys are protocol-bound).
 fn key_space() -> Vec<SessionKey> {
     let contexts: [&[u8]; 3] = [b"", b"svc-a", b"svc-b"];
     let ids: [&[u8]; 4] = [&[0x11; 32], &[0x22; 32], &[0x33], &[0x44; 16]];
     let mut keys = Vec::new();
-    for c in contexts {
-        for id in ids {
-            keys.push(SessionKey::from_slices(Protocol::Tls12, c, id).unwrap());
+    for protocol in [Protocol::Tls12, Protocol::Tls13] {
+        for c in contexts {
+            for id in ids {
+                keys.push(SessionKey::from_slices(protocol, c, id).unwrap());
+            }
         }
     }
     keys

@@ -137,7 +137,12 @@ impl MemoryStore {
     }
 
     fn shard(&self, key: &SessionKey) -> (u64, MutexGuard<'_, Shard<RandomState>>) {
-        let hash = key_hash(&self.hasher, key.context.as_bytes(), key.id.as_bytes());
+        let hash = key_hash(
+            &self.hasher,
+            key.protocol,
+            key.context.as_bytes(),
+            key.id.as_bytes(),
+        );
         // The table uses the low bits and the top seven; shard by the middle.
         let i = (hash >> 32) as usize & (self.shards.len() - 1);
         (hash, lock(&self.shards[i]))
@@ -248,5 +253,20 @@ mod tests {
         ));
         assert_eq!(store.get(&k).unwrap(), None);
         assert_eq!(store.stats().oversize, 1);
+    }
+
+    #[test]
+    fn protocols_never_share_an_entry() {
+        let store = MemoryStore::default();
+        let now = store.clock().now();
+        let k12 = SessionKey::from_slices(crate::Protocol::Tls12, b"x", &[1; 32]).unwrap();
+        let k13 = SessionKey {
+            protocol: crate::Protocol::Tls13,
+            ..k12
+        };
+        let s12 = StoredSession::new(vec![12], now, now + 60, crate::Protocol::Tls12);
+        store.put(&k12, &s12).unwrap();
+        assert_eq!(store.take(&k13).unwrap(), None);
+        assert_eq!(store.get(&k12).unwrap(), Some(s12));
     }
 }

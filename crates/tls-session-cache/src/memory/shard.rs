@@ -33,7 +33,7 @@ struct Slot {
     /// bytes; empty when vacant.
     data: Box<[u8]>,
     expires: UnixTime,
-    /// Index into the shard's interned contexts.
+    /// Index into the shard's interned namespaces (protocol, context).
     ctx: u32,
     id_len: u8,
     flags: u8,
@@ -88,8 +88,10 @@ pub struct Shard<S> {
     table: HashTable<u32>,
     slots: Vec<Slot>,
     free: Vec<u32>,
-    contexts: Vec<SessionIdContext>,
-    context_index: HashMap<SessionIdContext, u32>,
+    /// Interned key namespaces: keys are protocol-bound, so a namespace is
+    /// a protocol and a session-id context.
+    contexts: Vec<(Protocol, SessionIdContext)>,
+    context_index: HashMap<(Protocol, SessionIdContext), u32>,
     /// CLOCK hand: next slot to consider for eviction.
     hand: usize,
     /// Sweep cursor: next slot checked for expiry on insert.
@@ -101,8 +103,9 @@ pub struct Shard<S> {
 }
 
 /// The hash of a key, as both the store front and the shard compute it.
-pub fn key_hash<S: BuildHasher>(hasher: &S, context: &[u8], id: &[u8]) -> u64 {
+pub fn key_hash<S: BuildHasher>(hasher: &S, protocol: Protocol, context: &[u8], id: &[u8]) -> u64 {
     let mut h = hasher.build_hasher();
+    h.write_u8(protocol as u8);
     h.write_u8(context.len() as u8);
     h.write(context);
     h.write(id);
@@ -137,12 +140,12 @@ impl<S: BuildHasher> Shard<S> {
 
     fn slot_hash(&self, i: u32) -> u64 {
         let slot = &self.slots[i as usize];
-        let ctx = self.contexts[slot.ctx as usize].as_bytes();
-        key_hash(&self.hasher, ctx, slot.id())
+        let (protocol, ctx) = &self.contexts[slot.ctx as usize];
+        key_hash(&self.hasher, *protocol, ctx.as_bytes(), slot.id())
     }
 
     fn find(&self, hash: u64, key: &SessionKey) -> Option<u32> {
-        let ctx = *self.context_index.get(&key.context)?;
+        let ctx = *self.context_index.get(&(key.protocol, key.context))?;
         let id = key.id.as_bytes();
         self.table
             .find(hash, |&i| {
@@ -163,13 +166,14 @@ impl<S: BuildHasher> Shard<S> {
         self.free.push(i);
     }
 
-    fn intern(&mut self, context: &SessionIdContext) -> u32 {
-        if let Some(&i) = self.context_index.get(context) {
+    fn intern(&mut self, key: &SessionKey) -> u32 {
+        let namespace = (key.protocol, key.context);
+        if let Some(&i) = self.context_index.get(&namespace) {
             return i;
         }
         let i = self.contexts.len() as u32;
-        self.contexts.push(*context);
-        self.context_index.insert(*context, i);
+        self.contexts.push(namespace);
+        self.context_index.insert(namespace, i);
         i
     }
 
@@ -251,7 +255,7 @@ impl<S: BuildHasher> Shard<S> {
                 break;
             }
         }
-        let ctx = self.intern(&key.context);
+        let ctx = self.intern(key);
         let mut data = Vec::with_capacity(id.len() + CREATED_LEN + size);
         data.extend_from_slice(id);
         data.extend_from_slice(&session.created.to_le_bytes());
@@ -284,7 +288,8 @@ impl<S: BuildHasher> Shard<S> {
         let (slots, contexts, hasher) = (&self.slots, &self.contexts, &self.hasher);
         self.table.insert_unique(hash, i, |&j| {
             let s = &slots[j as usize];
-            key_hash(hasher, contexts[s.ctx as usize].as_bytes(), s.id())
+            let (protocol, ctx) = &contexts[s.ctx as usize];
+            key_hash(hasher, *protocol, ctx.as_bytes(), s.id())
         });
         self.counters.inserts += 1;
         Ok(())
@@ -363,12 +368,12 @@ mod tests {
     }
     fn put(s: &mut Shard<FixedState>, n: u8, now: UnixTime) {
         let k = key(n);
-        let h = key_hash(&s.hasher, k.context.as_bytes(), k.id.as_bytes());
+        let h = key_hash(&s.hasher, k.protocol, k.context.as_bytes(), k.id.as_bytes());
         s.put(h, &k, &sess(n, now + 1000), now).unwrap();
     }
     fn get(s: &mut Shard<FixedState>, n: u8, now: UnixTime) -> bool {
         let k = key(n);
-        let h = key_hash(&s.hasher, k.context.as_bytes(), k.id.as_bytes());
+        let h = key_hash(&s.hasher, k.protocol, k.context.as_bytes(), k.id.as_bytes());
         s.get(h, &k, now).is_some()
     }
 
