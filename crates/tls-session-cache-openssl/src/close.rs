@@ -262,9 +262,10 @@ pub(crate) fn remove(
     remove_key(inner, &key, why)
 }
 
-/// Removes `key` from the decoded map and the store, counting it under
-/// `why` (and in `removed`) when the store held it; a failure is counted
-/// and logged.
+/// Removes `key` from the decoded map and the store, counting the request
+/// under `why` (a store that queues its writes cannot say whether it held
+/// the session) and in `removed` when the store says it held it; a failure
+/// is counted and logged.
 pub(crate) fn remove_key(
     inner: &Inner,
     key: &SessionKey,
@@ -272,12 +273,13 @@ pub(crate) fn remove_key(
 ) -> Result<bool, StoreError> {
     inner.decoded.remove(key);
     match inner.store.remove(key) {
-        Ok(true) => {
-            bump(&inner.counters.removed);
+        Ok(held) => {
             bump(why.counter(&inner.counters));
-            Ok(true)
+            if held {
+                bump(&inner.counters.removed);
+            }
+            Ok(held)
         }
-        Ok(false) => Ok(false),
         Err(e) => {
             bump(&inner.counters.errors);
             warn_limited!(

@@ -33,12 +33,13 @@ pub struct CacheStats {
     pub mismatched: u64,
     /// Offered session ids outside 1..=32 bytes.
     pub invalid_id: u64,
-    /// Sessions the binding removed from the store, for any cause below
-    /// (only removals that found the session are counted).
+    /// Sessions the binding removed from the store that the store said it
+    /// held (a store that queues its writes says it did not).
     pub removed: u64,
-    /// Removals by cause. All but `single_use` add up to `removed`; a
-    /// single-use ticket taken by the lookup that resumes it is counted in
-    /// `single_use` only.
+    /// Removals the binding asked the store for, by cause (whether or not
+    /// the store still held the session: a store that queues its writes
+    /// cannot tell). A single-use ticket taken by the lookup that resumed
+    /// it is counted in `single_use` and not in `removed`.
     pub removed_by: RemovedBy,
     /// Sessions kept although their connection ended without the server's
     /// `close_notify` (the peer's end of file, or the connection freed

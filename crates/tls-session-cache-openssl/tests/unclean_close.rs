@@ -314,3 +314,67 @@ fn a_clean_close_is_not_counted_as_unclean() {
         "{stats:?}"
     );
 }
+
+unsafe extern "C" {
+    fn SSL_set_fd(ssl: *mut openssl_sys::SSL, fd: std::ffi::c_int) -> std::ffi::c_int;
+}
+
+/// A server as C servers are written: OpenSSL's own socket BIO
+/// (`SSL_set_fd`), whose end of file OpenSSL 3 turns into a fatal
+/// `SSL_R_UNEXPECTED_EOF_WHILE_READING` — the second place OpenSSL removes
+/// the session of an unclean close (rust-openssl's streams never report
+/// end of file that way). Greets, reads until the client goes away, and
+/// returns the session id and the reason OpenSSL gave.
+fn socket_bio_server(ctx: &SslContext, tcp: TcpStream) -> (Vec<u8>, std::ffi::c_int) {
+    use foreign_types::ForeignType;
+    use std::os::fd::AsRawFd;
+    let ssl = Ssl::new(ctx).unwrap();
+    let raw = ssl.as_ptr();
+    // SAFETY: `raw` is live for this function (owned by `ssl`); the socket
+    // outlives it (dropped after `ssl`); the buffers are valid for the
+    // lengths given.
+    unsafe {
+        assert_eq!(SSL_set_fd(raw, tcp.as_raw_fd()), 1);
+        assert_eq!(openssl_sys::SSL_accept(raw), 1);
+        assert_eq!(
+            openssl_sys::SSL_write(raw, b"hello\n".as_ptr().cast(), 6),
+            6
+        );
+        let mut buf = [0u8; 64];
+        while openssl_sys::SSL_read(raw, buf.as_mut_ptr().cast(), 64) > 0 {}
+        let reason = openssl_sys::ERR_GET_REASON(openssl_sys::ERR_peek_last_error());
+        openssl_sys::ERR_clear_error();
+        let id = ssl.session().unwrap().id().to_vec();
+        drop(ssl);
+        drop(tcp);
+        (id, reason)
+    }
+}
+
+#[test]
+fn openssl_reading_end_of_file_keeps_the_session() {
+    for strict in [false, true] {
+        let s = setup(strict);
+        let client = Client::new(TLS12);
+        let addr = s.addr();
+        let ((id, reason), _) = std::thread::scope(|scope| {
+            let c = scope.spawn(|| preconnect(&client, addr, None));
+            let (tcp, _) = s.listener.accept().unwrap();
+            (socket_bio_server(&s.ctx, tcp), c.join().unwrap())
+        });
+        // SSL_R_UNEXPECTED_EOF_WHILE_READING: OpenSSL took that path.
+        assert_eq!(reason, 294, "strict {strict}");
+        let stats = s.stats();
+        if strict {
+            assert!(!s.stored(Protocol::Tls12, &id), "{stats:?}");
+            assert_eq!(stats.removed_by.unclean_close, 1, "{stats:?}");
+        } else {
+            assert!(s.stored(Protocol::Tls12, &id), "{stats:?}");
+            assert_eq!(
+                (stats.kept_unclean_close, stats.removed),
+                (1, 0),
+                "{stats:?}"
+            );
+        }
+    }
+}

@@ -283,9 +283,18 @@ unsafe fn on_client_hello(ssl: *mut SSL) -> c_int {
             }
             SSL_CLIENT_HELLO_SUCCESS
         }
-        // A second ClientHello (after a HelloRetryRequest): already parked.
+        // A second ClientHello after a HelloRetryRequest: the answers are
+        // still parked for this handshake. Any other ClientHello on a
+        // connection whose lookup is done opens a new handshake (a TLS 1.2
+        // renegotiation): parked answers were good for the first handshake
+        // only and are gone, and nothing drives an async lookup here, so
+        // it is served as "nothing parked" — a full handshake, never a
+        // blocking store call on the executor thread.
         SlotState::Done => {
             *state = SlotState::Done;
+            if !parked::is_parked(ssl_ref) {
+                let _ = parked::park_nothing(ssl_ref);
+            }
             SSL_CLIENT_HELLO_SUCCESS
         }
     }

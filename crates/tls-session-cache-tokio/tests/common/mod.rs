@@ -11,10 +11,11 @@ use std::sync::mpsc::{self, Receiver};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-pub use blocking::Client;
-use openssl::ssl::{Ssl, SslContext};
+#[allow(unused_imports)]
+pub use blocking::{Client, copy};
+use openssl::ssl::{Ssl, SslContext, SslContextBuilder};
 use tls_session_cache_tokio::{AsyncSessionCache, AsyncSessionCacheBuilder};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::oneshot;
 
 /// What the server saw of one connection.
@@ -22,6 +23,19 @@ use tokio::sync::oneshot;
 pub struct Accepted {
     pub resumed: bool,
     pub version: &'static str,
+}
+
+/// How the server ends each connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// Read a line, answer, `shutdown()` (close_notify).
+    Clean,
+    /// Read a line, answer, drop the stream without `shutdown()` — what
+    /// frameworks do.
+    Drop,
+    /// Greet (the client gets its TLS 1.3 tickets), then read until the
+    /// client goes away, and drop the stream.
+    GreetAndReadToEof,
 }
 
 /// An async server on 127.0.0.1 running on a current-thread runtime.
@@ -39,6 +53,19 @@ impl AsyncServer {
     where
         F: FnOnce() -> AsyncSessionCacheBuilder + Send + 'static,
     {
+        Self::start_with(make, |_| {}, Ending::Clean)
+    }
+
+    /// Starts a server whose cache `make` builds, whose context `configure`
+    /// adjusts, ending each connection as `ending` says.
+    pub fn start_with<F>(
+        make: F,
+        configure: impl FnOnce(&mut SslContextBuilder) + Send + 'static,
+        ending: Ending,
+    ) -> AsyncServer
+    where
+        F: FnOnce() -> AsyncSessionCacheBuilder + Send + 'static,
+    {
         let (ready_tx, ready_rx) = mpsc::channel();
         let (seen_tx, seen) = mpsc::channel();
         let (stop_tx, mut stop_rx) = oneshot::channel::<()>();
@@ -50,6 +77,7 @@ impl AsyncServer {
             rt.block_on(async move {
                 let cache = make().build().unwrap();
                 let mut b = blocking::server_builder(&blocking::identity("localhost"));
+                configure(&mut b);
                 cache.install(&mut b).unwrap();
                 let ctx = b.build();
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -63,7 +91,7 @@ impl AsyncServer {
                             let Ok((tcp, _)) = conn else { continue };
                             let (cache, ctx, tx) = (cache.clone(), ctx.clone(), seen_tx.clone());
                             tokio::spawn(async move {
-                                let _ = tx.send(serve(&cache, &ctx, tcp).await);
+                                let _ = tx.send(serve(&cache, &ctx, tcp, ending).await);
                             });
                         }
                     }
@@ -115,12 +143,25 @@ async fn serve(
     cache: &AsyncSessionCache,
     ctx: &SslContext,
     tcp: tokio::net::TcpStream,
+    ending: Ending,
 ) -> Result<Accepted, String> {
     tcp.set_nodelay(true).ok();
     let ssl = Ssl::new(ctx).map_err(|e| e.to_string())?;
     let mut tls = cache.accept(ssl, tcp).await.map_err(|e| e.to_string())?;
     let resumed = tls.ssl().session_reused();
     let version = tls.ssl().version_str();
+    if ending == Ending::GreetAndReadToEof {
+        tls.write_all(b"hello\n").await.map_err(|e| e.to_string())?;
+        cache.flush().await;
+        let mut buf = [0u8; 64];
+        // No close_notify: OpenSSL 3 reports an unexpected EOF (an error).
+        while let Ok(n) = tls.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+        }
+        return Ok(Accepted { resumed, version });
+    }
     let mut line = String::new();
     BufReader::new(&mut tls)
         .read_line(&mut line)
@@ -132,7 +173,9 @@ async fn serve(
     tls.write_all(if resumed { b"resumed\n" } else { b"full\n" })
         .await
         .map_err(|e| e.to_string())?;
-    tls.shutdown().await.map_err(|e| e.to_string())?;
+    if ending == Ending::Clean {
+        tls.shutdown().await.map_err(|e| e.to_string())?;
+    }
     Ok(Accepted { resumed, version })
 }
 

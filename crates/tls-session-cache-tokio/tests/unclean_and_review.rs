@@ -1,0 +1,203 @@
+//! Issues 10 and 11 on the async path: sessions survive connections that
+//! end without close_notify; a fatal alert still removes them; a
+//! HelloRetryRequest keeps TLS 1.3 resumption; a TLS 1.3 ClientHello cannot
+//! take a TLS 1.2 session. Real handshakes on loopback.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+
+use common::{AsyncServer, Client, Ending, copy};
+use openssl::ssl::{SslSession, SslStream, SslVersion};
+use tls_session_cache::{MemoryStore, Protocol, SessionKey, SessionStore};
+use tls_session_cache_openssl::SessionCache;
+use tls_session_cache_tokio::AsyncSessionCache;
+
+const TLS12: SslVersion = SslVersion::TLS1_2;
+const TLS13: SslVersion = SslVersion::TLS1_3;
+
+fn server(store: Arc<MemoryStore>, context: &'static [u8], ending: Ending) -> AsyncServer {
+    server_with(store, context, ending, |_| {})
+}
+
+fn server_with(
+    store: Arc<MemoryStore>,
+    context: &'static [u8],
+    ending: Ending,
+    configure: impl FnOnce(&mut openssl::ssl::SslContextBuilder) + Send + 'static,
+) -> AsyncServer {
+    AsyncServer::start_with(
+        move || {
+            AsyncSessionCache::builder(store)
+                .session_cache(SessionCache::builder().context(context))
+        },
+        configure,
+        ending,
+    )
+}
+
+/// Client: handshake, read the greeting (and the TLS 1.3 tickets), close
+/// TCP without close_notify. Returns copies of the sessions received and
+/// the open stream (dropped by the caller).
+fn preconnect(
+    client: &Client,
+    addr: SocketAddr,
+    offer: Option<&SslSession>,
+) -> (bool, Vec<SslSession>, SslStream<TcpStream>) {
+    let tls = client.handshake(addr, offer);
+    let mut reader = BufReader::new(tls);
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    assert_eq!(line, "hello\n");
+    let tls = reader.into_inner();
+    let sessions = client.received().iter().map(copy).collect();
+    (tls.ssl().session_reused(), sessions, tls)
+}
+
+/// Client: a request answered by a server that then drops the stream
+/// without close_notify (the client's read ends in an error: tolerated).
+fn request(
+    client: &Client,
+    addr: SocketAddr,
+    offer: Option<&SslSession>,
+) -> (bool, Vec<SslSession>) {
+    let mut tls = client.handshake(addr, offer);
+    tls.write_all(b"GET\n").unwrap();
+    let mut buf = Vec::new();
+    let _ = tls.read_to_end(&mut buf);
+    assert!(buf.ends_with(b"\n"), "{buf:?}");
+    let sessions = client.received().iter().map(copy).collect();
+    (tls.ssl().session_reused(), sessions)
+}
+
+#[test]
+fn client_dropping_tcp_keeps_the_session_tls12_and_tls13() {
+    for version in [TLS12, TLS13] {
+        let store = Arc::new(MemoryStore::default());
+        let server = server(
+            Arc::clone(&store),
+            b"async-unclean",
+            Ending::GreetAndReadToEof,
+        );
+        let client = Client::new(version);
+        let (resumed, sessions, tls) = preconnect(&client, server.addr, None);
+        drop(tls);
+        assert!(!resumed);
+        server.accepted();
+        let session = sessions.last().unwrap().clone();
+        for _ in 0..2 {
+            let (resumed, sessions, tls) = preconnect(&client, server.addr, Some(&copy(&session)));
+            drop(tls);
+            server.accepted();
+            assert!(resumed, "{version:?}: {:?}", server.cache.stats());
+            if version == TLS13 {
+                // Single use: the next round offers the new ticket.
+                assert!(!sessions.is_empty());
+                break;
+            }
+        }
+        let stats = server.cache.stats();
+        assert_eq!(stats.removed, 0, "{version:?}: {stats:?}");
+        assert!(stats.kept_unclean_close >= 2, "{version:?}: {stats:?}");
+    }
+}
+
+#[test]
+fn server_dropping_the_stream_without_shutdown_keeps_the_session() {
+    for version in [TLS12, TLS13] {
+        let store = Arc::new(MemoryStore::default());
+        let server = server(Arc::clone(&store), b"async-drop", Ending::Drop);
+        let client = Client::new(version);
+        let (resumed, sessions) = request(&client, server.addr, None);
+        server.accepted();
+        assert!(!resumed);
+        let (resumed, _) = request(&client, server.addr, Some(sessions.last().unwrap()));
+        server.accepted();
+        assert!(resumed, "{version:?}: {:?}", server.cache.stats());
+        assert_eq!(server.cache.stats().removed, 0);
+    }
+}
+
+#[test]
+fn a_fatal_alert_removes_the_session() {
+    let store = Arc::new(MemoryStore::default());
+    let server = server(
+        Arc::clone(&store),
+        b"async-alert",
+        Ending::GreetAndReadToEof,
+    );
+    let client = Client::new(TLS12);
+    let (_, sessions, mut tls) = preconnect(&client, server.addr, None);
+    // A record whose authentication cannot verify: a fatal bad_record_mac.
+    let mut record = vec![0x17, 0x03, 0x03, 0x00, 0x40];
+    record.extend_from_slice(&[0x5a; 0x40]);
+    tls.get_mut().write_all(&record).unwrap();
+    let mut rest = Vec::new();
+    let _ = tls.get_mut().read_to_end(&mut rest);
+    assert!(!rest.is_empty(), "the server sent no alert");
+    server.accepted();
+    let session = sessions.last().unwrap();
+    let key = SessionKey::from_slices(Protocol::Tls12, b"async-alert", session.id()).unwrap();
+    let stats = server.cache.stats();
+    assert_eq!(store.get(&key).unwrap(), None, "{stats:?}");
+    assert_eq!(stats.removed_by.fatal_alert, 1, "{stats:?}");
+}
+
+/// Issue 11, defect 2 on the async path: a HelloRetryRequest re-asks for
+/// the ticket, which the async lookup parked for this handshake.
+#[test]
+fn a_hello_retry_request_keeps_tls13_resumption() {
+    let store = Arc::new(MemoryStore::default());
+    let server = server_with(Arc::clone(&store), b"async-hrr", Ending::Clean, |b| {
+        b.set_groups_list("X25519").unwrap()
+    });
+    let client = Client::configured(TLS13, |b| b.set_groups_list("P-256:X25519").unwrap());
+    let first = client.connect(server.addr, None);
+    server.accepted();
+    let again = client.connect(server.addr, Some(&first.sessions[0]));
+    assert!(server.accepted().resumed, "{:?}", server.cache.stats());
+    assert!(again.resumed);
+    let stats = server.cache.stats();
+    assert_eq!((stats.lookups, stats.misses), (2, 0), "{stats:?}");
+}
+
+/// Issue 11, defect 4 on the async path: the async lookup is made under
+/// TLS 1.3 keys only, so a PSK identity equal to a TLS 1.2 session id
+/// neither resumes nor consumes it.
+#[test]
+fn a_tls13_client_hello_cannot_take_a_tls12_session() {
+    let store = Arc::new(MemoryStore::default());
+    let server = server(Arc::clone(&store), b"async-xproto", Ending::Clean);
+    let tls12 = Client::new(TLS12);
+    let tls13 = Client::new(TLS13);
+    let victim = tls12.connect(server.addr, None).last_session();
+    server.accepted();
+    let ticket = tls13.connect(server.addr, None).sessions[0].clone();
+    server.accepted();
+    // Replace the ticket (the PSK identity) in the client session with
+    // the victim's TLS 1.2 session id. The server-side ticket id is the
+    // only 32-byte TLS 1.3 key in the store that the DER contains.
+    let mut der = ticket.to_der().unwrap();
+    let at = (0..der.len().saturating_sub(31))
+        .find(|&i| {
+            SessionKey::from_slices(Protocol::Tls13, b"async-xproto", &der[i..i + 32])
+                .ok()
+                .is_some_and(|k| store.get(&k).unwrap().is_some())
+        })
+        .expect("the ticket is in the client session's DER");
+    der[at..at + 32].copy_from_slice(victim.id());
+    let forged = SslSession::from_der(&der).unwrap();
+    let attempt = tls13.connect(server.addr, Some(&forged));
+    server.accepted();
+    assert!(!attempt.resumed);
+    let key = SessionKey::from_slices(Protocol::Tls12, b"async-xproto", victim.id()).unwrap();
+    assert!(
+        store.get(&key).unwrap().is_some(),
+        "{:?}",
+        server.cache.stats()
+    );
+    assert!(tls12.connect(server.addr, Some(&victim)).resumed);
+    assert!(server.accepted().resumed);
+}
