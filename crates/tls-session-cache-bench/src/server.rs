@@ -132,7 +132,8 @@ fn serve(ctx: &SslContext, stream: TcpStream) -> Result<bool, String> {
     let mut tls = ssl.accept(stream).map_err(|e| e.to_string())?;
     let resumed = tls.ssl().session_reused();
     tls.write_all(b"x").map_err(|e| e.to_string())?;
-    // close_notify: a connection freed without it has its session removed.
+    // close_notify, as a polite server sends it (the session is kept
+    // either way).
     tls.shutdown().map_err(|e| e.to_string())?;
     Ok(resumed)
 }

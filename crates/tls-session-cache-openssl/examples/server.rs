@@ -288,7 +288,8 @@ fn serve_connection(
     let response = common::response(&request, tls.ssl(), || stats_json(cache, handle));
     tls.write_all(response.as_bytes())?;
     tls.flush()?;
-    // close_notify: without it OpenSSL would drop the session (remove callback).
+    // close_notify, so the client knows the answer is complete (the session
+    // is kept either way).
     tls.shutdown()
         .map_err(|e| io::Error::other(e.to_string()))?;
     Ok(())

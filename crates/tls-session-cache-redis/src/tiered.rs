@@ -18,7 +18,7 @@ use crate::store::RedisStore;
 ///   are only ever `take`n; `remove` removes from both.
 ///
 /// A local copy lives until its own expiry: a `remove` on another server
-/// (after an unclean shutdown) does not reach this server's local tier.
+/// (after a fatal alert, say) does not reach this server's local tier.
 /// That is the price of lookups without a round trip; OpenSSL's own
 /// internal cache has the same property.
 #[derive(Debug)]

@@ -36,7 +36,7 @@ use crate::writer::{QueueStore, WriteQueue};
 /// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
 /// let (tcp, _) = listener.accept().await?;
 /// let mut tls = cache.accept(Ssl::new(acceptor.context())?, tcp).await?;
-/// // … serve; `tls.shutdown().await` before closing …
+/// // … serve; dropping `tls` without `shutdown()` keeps its session …
 /// # Ok(()) }
 /// ```
 ///
