@@ -27,6 +27,9 @@ pub struct LookupCost {
     pub decode_ns: f64,
     /// `SslSession::to_der` (i2d_SSL_SESSION) of a new session.
     pub encode_ns: f64,
+    /// `SSL_SESSION_dup` + free: what the decoded map pays per stored
+    /// session and per TLS 1.2 hit, so that no connection shares an object.
+    pub dup_ns: f64,
     /// `MemoryStore::put` (new session; replaces an entry).
     pub put_ns: f64,
 }
@@ -97,6 +100,9 @@ pub fn measure(h: &Harvest, proto: Proto) -> Result<LookupCost, BenchError> {
     let encode_ns = per_op(50_000, |_| {
         black_box(decoded.to_der().ok());
     });
+    let dup_ns = per_op(50_000, |_| {
+        black_box(dup(black_box(&decoded)));
+    });
     Ok(LookupCost {
         proto,
         der_len: der.len(),
@@ -104,6 +110,23 @@ pub fn measure(h: &Harvest, proto: Proto) -> Result<LookupCost, BenchError> {
         take_put_ns,
         decode_ns,
         encode_ns,
+        dup_ns,
         put_ns,
     })
+}
+
+unsafe extern "C" {
+    fn SSL_SESSION_dup(src: *const openssl_sys::SSL_SESSION) -> *mut openssl_sys::SSL_SESSION;
+}
+
+/// `SSL_SESSION_dup`, as the binding's decoded map calls it; the copy is
+/// freed when the returned value drops.
+fn dup(session: &SslSession) -> Option<SslSession> {
+    use foreign_types::ForeignType;
+    // SAFETY: `session` is live; the copy (or null) has one reference,
+    // which `from_ptr` takes over.
+    unsafe {
+        let copy = SSL_SESSION_dup(session.as_ptr());
+        (!copy.is_null()).then(|| SslSession::from_ptr(copy))
+    }
 }

@@ -127,19 +127,28 @@ pub fn lookup_table(costs: &[LookupCost]) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{:<8} {:>5} {:>8} {:>12} {:>10} {:>10} {:>8} {:>12}",
-        "protocol", "DER", "get ns", "take+put ns", "d2i ns", "i2d ns", "put ns", "added ns"
+        "{:<8} {:>5} {:>8} {:>12} {:>10} {:>10} {:>8} {:>8} {:>12}",
+        "protocol",
+        "DER",
+        "get ns",
+        "take+put ns",
+        "d2i ns",
+        "i2d ns",
+        "dup ns",
+        "put ns",
+        "added ns"
     );
     for c in costs {
         let _ = writeln!(
             s,
-            "{:<8} {:>5} {:>8.0} {:>12.0} {:>10.0} {:>10.0} {:>8.0} {:>12.0}",
+            "{:<8} {:>5} {:>8.0} {:>12.0} {:>10.0} {:>10.0} {:>8.0} {:>8.0} {:>12.0}",
             c.proto.name(),
             c.der_len,
             c.get_ns,
             c.take_put_ns,
             c.decode_ns,
             c.encode_ns,
+            c.dup_ns,
             c.put_ns,
             c.lookup_ns()
         );
@@ -263,7 +272,7 @@ pub fn json(
             s,
             concat!(
                 "\n  {{\"protocol\":{},\"der_bytes\":{},\"get\":{},\"take_put\":{},",
-                "\"d2i\":{},\"i2d\":{},\"put\":{},\"added_per_resumption\":{}}}"
+                "\"d2i\":{},\"i2d\":{},\"dup\":{},\"put\":{},\"added_per_resumption\":{}}}"
             ),
             string(c.proto.name()),
             c.der_len,
@@ -271,6 +280,7 @@ pub fn json(
             num(c.take_put_ns, 0),
             num(c.decode_ns, 0),
             num(c.encode_ns, 0),
+            num(c.dup_ns, 0),
             num(c.put_ns, 0),
             num(c.lookup_ns(), 0),
         );

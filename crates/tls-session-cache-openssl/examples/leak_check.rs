@@ -4,7 +4,9 @@
 //! counting. Exits 0 when every resumption resumed.
 //!
 //! `leak_check [RESUMPTIONS_PER_VERSION]` (default 1000: 2000 in all, half
-//! TLS 1.2 session ids, half TLS 1.3 stateful tickets).
+//! TLS 1.2 session ids, half TLS 1.3 stateful tickets), then a tenth as
+//! many TLS 1.3 resumptions through a HelloRetryRequest (the ticket the
+//! first ClientHello took is remembered on the connection).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -61,11 +63,38 @@ fn main() -> ExitCode {
             }
             ticket = c.last_session();
         }
-        // server, clients, contexts and sessions dropped here
+
+        // TLS 1.3 through a HelloRetryRequest: the server accepts X25519
+        // only, the client's first key share is P-256.
+        let mut b = server_builder(&identity("localhost"));
+        let hrr = b
+            .set_groups_list("X25519")
+            .map_err(|e| e.to_string())
+            .and_then(|()| cache.install(&mut b).map_err(|e| e.to_string()));
+        if let Err(e) = hrr {
+            eprintln!("leak_check: {e}");
+            return ExitCode::from(1);
+        }
+        let hrr_server = TestServer::start(b.build());
+        let c_hrr = Client::configured(SslVersion::TLS1_3, |b| {
+            let _ = b.set_groups_list("P-256:X25519");
+        });
+        let mut ticket = hrr_server.full_handshake(&c_hrr).last_session();
+        for i in 0..per_version / 10 {
+            let c = c_hrr.connect(hrr_server.addr, Some(&ticket));
+            if !c.resumed || !hrr_server.accepted().resumed {
+                eprintln!(
+                    "leak_check: TLS 1.3 resumption {i} after a HelloRetryRequest did not resume"
+                );
+                return ExitCode::from(1);
+            }
+            ticket = c.last_session();
+        }
+        // servers, clients, contexts and sessions dropped here
     }
     let stats = cache.stats();
     eprintln!("leak_check: {}", stats.to_json());
-    let expected = 2 * per_version as u64;
+    let expected = 2 * per_version as u64 + per_version as u64 / 10;
     if stats.resumed != expected {
         eprintln!(
             "leak_check: server counted {} resumptions, expected {expected}",
