@@ -1,6 +1,6 @@
 //! [`RedisStore`]: the [`SessionStore`] on Redis, and its builder.
 
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use redis::Cmd;
@@ -16,7 +16,7 @@ use crate::keyring::KeyRing;
 use crate::naming::{DEFAULT_PREFIX, redis_key, valid_prefix};
 use crate::seal::{OpenError, open, seal};
 use crate::stats::{Counters, RedisStats, bump};
-use crate::writer::{Job, Writer};
+use crate::writer::{Job, Pending, Writer};
 
 /// Why a [`RedisStore`] could not be built. Building never connects:
 /// a store whose Redis is down builds and then misses.
@@ -155,6 +155,13 @@ impl RedisStoreBuilder {
     /// Queue `put`s to a background writer (a queue of `queue_len`
     /// sessions; when it is full a put is dropped and counted in
     /// [`RedisStats::dropped_writes`]). `put` then returns at once.
+    ///
+    /// Operations on one key still take effect in the order they were
+    /// issued: `remove`, `take` and `get` see a put still queued (`remove`
+    /// and `take` withdraw it, so it is never sent; one whose `SET` is on
+    /// its way is deleted after it), and a newer put of a queued key
+    /// replaces it in the queue. Removes are never queued, so a full queue
+    /// cannot drop or delay them.
     pub fn write_behind(mut self, queue_len: usize) -> Self {
         self.write_behind = Some(queue_len);
         self
@@ -254,8 +261,6 @@ impl RedisStoreBuilder {
             clock: self.clock,
             max_session_size: self.max_session_size,
             budget: t.budget(),
-            pending: Mutex::new(0),
-            drained: Condvar::new(),
         });
         Ok((shared, standalone))
     }
@@ -298,14 +303,11 @@ pub(crate) struct Shared {
     max_session_size: usize,
     /// The most one call may take (see `backend`).
     budget: Duration,
-    /// Write-behind jobs queued or in flight, for [`RedisStore::flush`].
-    pending: Mutex<u64>,
-    drained: Condvar,
 }
 
 impl Shared {
     /// The deadline of a call starting now.
-    fn deadline(&self) -> Instant {
+    pub(crate) fn deadline(&self) -> Instant {
         Instant::now() + self.budget
     }
 
@@ -353,7 +355,8 @@ impl Shared {
         Ok(())
     }
 
-    fn del(&self, key: &str, deadline: Instant) -> Result<bool, StoreError> {
+    /// `DEL key`: whether there was a value.
+    pub(crate) fn del(&self, key: &str, deadline: Instant) -> Result<bool, StoreError> {
         let n: i64 = self.call(redis::cmd("DEL").arg(key), Some(key), deadline)?;
         Ok(n > 0)
     }
@@ -393,18 +396,6 @@ impl Shared {
         }
         Ok(session)
     }
-
-    pub(crate) fn begin_write(&self) {
-        *self.pending.lock().unwrap_or_else(PoisonError::into_inner) += 1;
-    }
-
-    pub(crate) fn end_write(&self) {
-        let mut n = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-        *n = n.saturating_sub(1);
-        if *n == 0 {
-            self.drained.notify_all();
-        }
-    }
 }
 
 /// A [`SessionStore`] on Redis (standalone or Cluster).
@@ -413,6 +404,8 @@ impl Shared {
 ///   session is not stored; the key is deleted instead).
 /// * `get` = `GET`; `take` = `GETDEL`, atomic in Redis, so a TLS 1.3
 ///   ticket resumes once across the whole fleet; `remove` = `DEL`.
+/// * With [write-behind](RedisStoreBuilder::write_behind), operations on
+///   one key still take effect in the order they were issued.
 /// * Values are sealed (see the [sealing](crate#sealing) section). A value
 ///   that does not open or decode, or holds another key's session, is
 ///   counted in [`RedisStats::corrupt`] and `errors` and looked up as a
@@ -500,11 +493,7 @@ impl RedisStore {
 
     /// Redis-specific counters.
     pub fn redis_stats(&self) -> RedisStats {
-        let queued = *self
-            .shared
-            .pending
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let queued = self.writer.as_ref().map_or(0, Writer::pending);
         self.shared.counters.redis_stats(queued)
     }
 
@@ -536,21 +525,12 @@ impl RedisStore {
         }
     }
 
-    /// Waits until every write-behind put queued so far has been sent (or
-    /// has failed), at most `timeout`; returns whether the queue drained.
+    /// Waits until the write-behind queue is empty and nothing is being sent
+    /// (each put sent, failed, or withdrawn), at most `timeout`; returns
+    /// whether the queue drained.
     /// Without write-behind it returns `true` at once.
     pub fn flush(&self, timeout: Duration) -> bool {
-        let guard = self
-            .shared
-            .pending
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let (guard, _) = self
-            .shared
-            .drained
-            .wait_timeout_while(guard, timeout, |n| *n > 0)
-            .unwrap_or_else(PoisonError::into_inner);
-        *guard == 0
+        self.writer.as_ref().is_none_or(|w| w.flush(timeout))
     }
 
     fn lookup(
@@ -560,6 +540,24 @@ impl RedisStore {
     ) -> Result<Option<StoredSession>, StoreError> {
         let rkey = self.redis_key(key);
         let deadline = self.shared.deadline();
+        if let Some(writer) = &self.writer {
+            // Per-key order: a put still queued is the newest value.
+            match command {
+                Lookup::Get => match writer.peek(&rkey) {
+                    Pending::Put(session) => return Ok(self.shared.answer_pending(session)),
+                    Pending::Removed => return Ok(self.shared.answer_pending_removal()),
+                    Pending::Nothing => {}
+                },
+                Lookup::Take => {
+                    if let Some(session) = writer.withdraw(&rkey).queued {
+                        // Never sent: whatever Redis holds under the key is
+                        // older and goes too, as a SET then GETDEL would.
+                        self.shared.del(&rkey, deadline)?;
+                        return Ok(self.shared.answer_pending(session));
+                    }
+                }
+            }
+        }
         let value: Option<Vec<u8>> =
             self.shared
                 .call(redis::cmd(command.name()).arg(&rkey), Some(&rkey), deadline)?;
@@ -712,6 +710,26 @@ impl Shared {
         bump(&self.counters.inserts);
     }
 
+    /// Answers a lookup with the session of a put still in the
+    /// write-behind queue: a hit, or a miss if it has expired since.
+    pub(crate) fn answer_pending(&self, session: StoredSession) -> Option<StoredSession> {
+        let c = &self.counters;
+        if session.is_expired(self.clock.now()) {
+            bump(&c.expirations);
+            bump(&c.misses);
+            return None;
+        }
+        bump(&c.hits);
+        Some(session)
+    }
+
+    /// Answers a lookup of a key removed while its queued put was being
+    /// sent: a miss.
+    pub(crate) fn answer_pending_removal(&self) -> Option<StoredSession> {
+        bump(&self.counters.misses);
+        None
+    }
+
     /// Counts a removal that found a value.
     pub(crate) fn count_removal(&self) {
         bump(&self.counters.removals);
@@ -739,16 +757,24 @@ impl Shared {
     }
 }
 
+impl RedisStore {
+    /// `DEL` of `rkey` now, after taking back a put of it still in the
+    /// write-behind queue (see the `writer` module on per-key order).
+    /// Whether there was a session to delete.
+    fn delete(&self, rkey: &str) -> Result<bool, StoreError> {
+        let withdrawn = self.writer.as_ref().map(|w| w.withdraw(rkey));
+        let found = self.shared.del(rkey, self.shared.deadline())?;
+        Ok(found || withdrawn.is_some_and(|w| w.queued.is_some() || w.sending))
+    }
+}
+
 impl SessionStore for RedisStore {
     fn put(&self, key: &SessionKey, session: &StoredSession) -> Result<(), StoreError> {
         match self.shared.plan_put(key, session)? {
-            PutPlan::Delete(rkey) => {
-                self.shared.del(&rkey, self.shared.deadline())?;
-                Ok(())
-            }
+            PutPlan::Delete(rkey) => self.delete(&rkey).map(|_| ()),
             PutPlan::Set(job) => match &self.writer {
                 Some(writer) => {
-                    writer.enqueue(&self.shared, job);
+                    writer.enqueue(&self.shared, job, session.clone());
                     Ok(())
                 }
                 None => self.shared.set(&job),
@@ -765,9 +791,7 @@ impl SessionStore for RedisStore {
     }
 
     fn remove(&self, key: &SessionKey) -> Result<bool, StoreError> {
-        let removed = self
-            .shared
-            .del(&self.redis_key(key), self.shared.deadline())?;
+        let removed = self.delete(&self.redis_key(key))?;
         if removed {
             self.shared.count_removal();
         }

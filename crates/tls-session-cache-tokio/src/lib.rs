@@ -34,9 +34,12 @@
 //!
 //! The binding's `new_session_cb` calls a synchronous store. Here that
 //! store queues the write (`try_send` on a bounded tokio channel; a full
-//! queue drops the session and counts it) and one task writes batches
-//! concurrently. The price: a session is in the store a moment after its
-//! handshake. [`AsyncSessionCache::flush`] waits for the writes queued so
+//! queue drops the session and counts it) and one task writes batches:
+//! different keys concurrently, one key's writes one at a time in queue
+//! order (a `remove` never overtakes the `put` before it). The price: a
+//! session is in the store a moment after its handshake (a lookup in
+//! [`AsyncSessionCache::accept`] goes to the store directly and can miss a
+//! session still queued — a full handshake, never a second use). [`AsyncSessionCache::flush`] waits for the writes queued so
 //! far, for servers (and tests) that want a client's next connection to
 //! find its session for sure.
 //!
