@@ -38,6 +38,9 @@ pub enum Error {
     /// The example server did not start or behaved outside its contract.
     #[error("example server: {0}")]
     Server(String),
+    /// A benchmark could not be run or measured.
+    #[error("benchmark: {0}")]
+    Bench(String),
     /// Interop rows that did not pass.
     #[error("interop: {failed} FAIL, {skipped} SKIP (every row must PASS)")]
     Interop {

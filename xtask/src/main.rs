@@ -10,6 +10,7 @@ mod error;
 mod interop;
 mod leak;
 mod process;
+mod stime;
 mod test_cmd;
 
 use std::process::ExitCode;
@@ -47,7 +48,8 @@ fn print_help() {
          test\n    fmt check, clippy -D warnings, cargo test --workspace, the valgrind leak check,\n    \
          then interop against the blocking and the async server, every row required to PASS\n    (SKIP fails). Prints each step's wall time.\n  \
          leak-check\n    the leak check alone: examples/leak_check.rs under valgrind (definite leaks fail)\n  \
-         bench [ARGS]\n    the handshake benchmark (crate tls-session-cache-bench); `cargo xtask bench --help`",
-        interop::USAGE.replace('\n', "\n  ")
+         {}",
+        interop::USAGE.replace('\n', "\n  "),
+        bench::USAGE.replace('\n', "\n  ")
     );
 }

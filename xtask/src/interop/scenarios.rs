@@ -6,6 +6,10 @@
 //! [`super::fleet`] and [`super::store_down`]) need Redis: they run between
 //! `expiry` and `stats`, and each starts its own `redis-server` through
 //! `tls-session-cache-testkit` ([`super::shared_store`]).
+//!
+//! Scenarios 12 and 13 (issue 10, in [`super::unclean`]): clients that drop
+//! the connection after the handshake with no request and no close_notify.
+//! They run after `stats`, before `shutdown`.
 
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -16,12 +20,14 @@ use super::context::Context;
 use super::fleet::{self, FLEET_EXPECTED, ISOLATION_EXPECTED, RESTART_EXPECTED};
 use super::prerequisite::Prerequisite;
 use super::sclient::{Handshake, Outcome, RECONNECT_HANDSHAKES, SClient, word};
+use super::server::Server;
 use super::store_down;
 use super::tally::Tally;
+use super::unclean::{self, PRECONNECT_EXPECTED, STIME_EXPECTED};
 
 /// One interop scenario.
 pub struct Scenario {
-    /// Number in issue 4's list.
+    /// Number in issue 4's list (12 and 13: issue 10).
     pub number: u8,
     /// Name used in the table and by `--only`.
     pub name: &'static str,
@@ -160,6 +166,22 @@ pub const SCENARIOS: &[Scenario] = &[
         expected: "/stats agree with the handshakes above",
         needs: OPENSSL,
         run: stats,
+    },
+    Scenario {
+        number: 12,
+        name: "unclean-close-s_time",
+        protocol: TLS12,
+        expected: STIME_EXPECTED,
+        needs: OPENSSL,
+        run: unclean::unclean_close_s_time,
+    },
+    Scenario {
+        number: 13,
+        name: "unclean-close-preconnect",
+        protocol: BOTH_VERSIONS,
+        expected: PRECONNECT_EXPECTED,
+        needs: OPENSSL,
+        run: unclean::unclean_close_preconnect,
     },
     Scenario {
         number: 11,
@@ -392,6 +414,15 @@ pub(super) fn stats_client(ctx: &Context, addr: SocketAddr) -> SClient {
     ctx.client(addr).path("/stats")
 }
 
+/// The `/stats` of `server` (a full handshake of its own, counted before
+/// the answer).
+pub(super) fn fetch_stats(ctx: &Context, server: &Server) -> Result<Value, String> {
+    stats_client(ctx, server.addr())
+        .run()
+        .map(|o| o.body)
+        .map_err(|e| format!("/stats: {e}{}", server.log_excerpt()))
+}
+
 fn shutdown(ctx: &mut Context) -> Result<Vec<Check>, String> {
     ctx.shared_addr()?; // started here when run on its own
     let server = ctx.take_shared().ok_or("shared server missing")?;
@@ -487,7 +518,7 @@ mod tests {
         assert!(pos("stats") > pos("tls12-reconnect"));
         assert_eq!(names.last(), Some(&"shutdown"));
         let numbers: Vec<_> = SCENARIOS.iter().map(|s| s.number).collect();
-        assert_eq!(numbers, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+        assert_eq!(numbers, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 13, 11]);
     }
 
     #[test]

@@ -2,10 +2,13 @@
 //! printed (`New, TLSv1.x` / `Reused, TLSv1.x` per handshake) and of the
 //! example server's HTTP answer.
 
+use std::io::Read;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::Duration;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -15,6 +18,14 @@ use crate::process;
 const DEADLINE: Duration = Duration::from_secs(10);
 /// Handshakes `s_client -reconnect` makes: the first plus five reconnects.
 pub const RECONNECT_HANDSHAKES: usize = 6;
+/// How long an idle s_client's saved session must stay unchanged before the
+/// ticket flight is taken as over (OpenSSL servers send two TLS 1.3 tickets
+/// back to back; each overwrites the `-sess_out` file).
+const SESSION_SETTLE: Duration = Duration::from_millis(200);
+/// How often an idle s_client's output and session file are looked at.
+const IDLE_POLL: Duration = Duration::from_millis(10);
+/// The last line of a session PEM that s_client writes with `-sess_out`.
+const SESSION_PEM_END: &str = "-----END SSL SESSION PARAMETERS-----";
 
 /// One `openssl s_client` invocation, built up flag by flag.
 #[derive(Clone, Debug)]
@@ -114,6 +125,33 @@ impl SClient {
         Ok(outcome)
     }
 
+    /// Starts s_client with its stdin held open and nothing to send: it
+    /// completes the handshake, reads whatever the server sends (TLS 1.3
+    /// tickets, saved with `-sess_out`) and waits, as a preconnecting
+    /// browser does, until [`IdleClient::kill`].
+    pub fn start_idle(&self) -> Result<IdleClient, String> {
+        let mut child = Command::new(&self.openssl)
+            .args(&self.args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("could not start {}: {e}", self.openssl.display()))?;
+        let (stdout, stderr) = (Arc::default(), Arc::default());
+        let readers = vec![
+            collect(child.stdout.take(), Arc::clone(&stdout)),
+            collect(child.stderr.take(), Arc::clone(&stderr)),
+        ];
+        Ok(IdleClient {
+            stdin: child.stdin.take(),
+            child,
+            stdout,
+            stderr,
+            readers,
+            command: format!("openssl {}", self.args.join(" ")),
+        })
+    }
+
     fn run_raw(&self) -> Result<Outcome, String> {
         let mut cmd = Command::new(&self.openssl);
         cmd.args(&self.args);
@@ -149,6 +187,111 @@ impl SClient {
         let body = parse_http_body(&done.stdout).map_err(|e| format!("{e} ({})", context()))?;
         Ok(Outcome { handshakes, body })
     }
+}
+
+/// An s_client started by [`SClient::start_idle`]: connected, idle, its
+/// stdin open. Killed on drop.
+pub struct IdleClient {
+    child: Child,
+    /// Held open so that s_client keeps waiting; never written.
+    stdin: Option<ChildStdin>,
+    /// What s_client printed so far, on stdout and on stderr.
+    stdout: Arc<Mutex<Vec<u8>>>,
+    stderr: Arc<Mutex<Vec<u8>>>,
+    /// Reading stdout and stderr until s_client exits.
+    readers: Vec<JoinHandle<()>>,
+    command: String,
+}
+
+impl IdleClient {
+    /// Waits until s_client has printed its handshake and saved a complete
+    /// session in `file` (its `-sess_out`) that then stays unchanged for
+    /// [`SESSION_SETTLE`]: for TLS 1.3, the last ticket of the flight.
+    /// Bounded by the s_client deadline.
+    pub fn wait_for_session(&mut self, file: &Path) -> Result<(), String> {
+        let started = Instant::now();
+        let mut last: Option<(String, Instant)> = None;
+        loop {
+            let printed = !parse_handshakes(&text(&self.stdout)).is_empty();
+            let saved = std::fs::read_to_string(file)
+                .ok()
+                .filter(|pem| pem.contains(SESSION_PEM_END));
+            last = match (last, saved) {
+                (Some((seen, since)), Some(now)) if seen == now => {
+                    if printed && since.elapsed() >= SESSION_SETTLE {
+                        return Ok(());
+                    }
+                    Some((seen, since))
+                }
+                (_, saved) => saved.map(|pem| (pem, Instant::now())),
+            };
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!(
+                    "`{}` exited ({status}) before saving a session in {}; stderr: {}",
+                    self.command,
+                    file.display(),
+                    last_lines(&text(&self.stderr), 6)
+                ));
+            }
+            if started.elapsed() >= DEADLINE {
+                return Err(format!(
+                    "`{}` saved no complete session in {} within {} s (printed a handshake: {printed})",
+                    self.command,
+                    file.display(),
+                    DEADLINE.as_secs()
+                ));
+            }
+            thread::sleep(IDLE_POLL);
+        }
+    }
+
+    /// SIGKILL: s_client ends without a request and without close_notify
+    /// (its kernel closes the socket). Returns the handshakes it printed.
+    pub fn kill(mut self) -> Vec<Handshake> {
+        self.stop();
+        parse_handshakes(&text(&self.stdout))
+    }
+
+    /// Kills s_client, reaps it and waits for its pipes to be read to the end.
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.stdin = None;
+        for reader in self.readers.drain(..) {
+            let _ = reader.join();
+        }
+    }
+}
+
+impl Drop for IdleClient {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Appends everything read from `pipe` to `sink` as it arrives, so that it
+/// can be looked at while the program runs.
+fn collect(pipe: Option<impl Read + Send + 'static>, sink: Arc<Mutex<Vec<u8>>>) -> JoinHandle<()> {
+    thread::spawn(move || {
+        let Some(mut pipe) = pipe else {
+            return;
+        };
+        let mut chunk = [0u8; 4096];
+        while let Ok(n) = pipe.read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            if let Ok(mut sink) = sink.lock() {
+                sink.extend_from_slice(&chunk[..n]);
+            }
+        }
+    })
+}
+
+/// The bytes collected so far, as lossy UTF-8.
+fn text(collected: &Mutex<Vec<u8>>) -> String {
+    let bytes = collected.lock().map(|b| b.clone()).unwrap_or_default();
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 /// The server's JSON `resumed`/`protocol` must match s_client's last line.

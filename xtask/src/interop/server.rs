@@ -127,6 +127,11 @@ impl Server {
         self.addr
     }
 
+    /// The server's process id (`None` once stopped).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// The last lines the server wrote to stderr, for error messages.
     pub fn log_excerpt(&self) -> String {
         let lines = self.log.lock().map(|l| l.clone()).unwrap_or_default();

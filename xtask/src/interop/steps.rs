@@ -41,7 +41,8 @@ impl Version {
         }
     }
 
-    fn client(self, ctx: &Context, addr: SocketAddr) -> SClient {
+    /// An s_client aimed at `addr` for this version (TLS 1.2: session ids only).
+    pub fn client(self, ctx: &Context, addr: SocketAddr) -> SClient {
         match self {
             Version::Tls12 => ctx.client(addr).tls12_session_id(),
             Version::Tls13 => ctx.client(addr).tls13(),
@@ -84,6 +85,12 @@ impl<'a> Steps<'a> {
         let client = self.version.client(self.ctx, server.addr()).sess_in(file);
         let handshakes = self.run(label, server, client)?;
         Ok(handshakes.last().is_some_and(|h| h.reused))
+    }
+
+    /// Adds handshakes made outside [`Steps::issue`] and [`Steps::offer`]
+    /// (like an idle s_client's) under `label`.
+    pub fn record(&mut self, label: &str, handshakes: Vec<Handshake>) {
+        self.push(label, handshakes);
     }
 
     /// Marks a moment between runs, like `restart`.

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::context::Context;
-use super::scenarios::{Check, counter, stats_client};
+use super::scenarios::{Check, counter, fetch_stats};
 use super::server::Server;
 use super::shared_store::{SharedStore, stop_all};
 use super::steps::{Steps, Version};
@@ -126,13 +126,6 @@ fn until_reused<'a>(
         }
         thread::sleep(RECOVERY_POLL);
     }
-}
-
-fn fetch_stats(ctx: &Context, server: &Server) -> Result<Value, String> {
-    stats_client(ctx, server.addr())
-        .run()
-        .map(|o| o.body)
-        .map_err(|e| format!("/stats: {e}{}", server.log_excerpt()))
 }
 
 /// `"closed"`, `"open"`, `"half_open"`, or `"missing"`.
