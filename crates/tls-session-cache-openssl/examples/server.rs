@@ -40,9 +40,8 @@ mod common;
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
 
 use common::{Args, IO_TIMEOUT, Logger};
 use openssl::ssl::{Ssl, SslContext, SslStream};
@@ -208,7 +207,9 @@ fn serve(
     let listener = TcpListener::bind(args.listen)?;
     let addr = listener.local_addr()?;
 
-    // Signals: set the flag, then wake the blocking accept with a connection.
+    // Signals: set the flag, then wake every worker blocked in accept with
+    // a connection of its own (one per worker; a worker that sees the flag
+    // before accepting takes none).
     let stop = Arc::new(AtomicBool::new(false));
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,
@@ -216,56 +217,53 @@ fn serve(
     ])?;
     let signal_handle = signals.handle();
     let stop_on_signal = Arc::clone(&stop);
+    let wake = args.threads;
     let signal_thread = std::thread::spawn(move || {
         if let Some(sig) = signals.forever().next() {
             log::info!("signal {sig}: stopping");
             stop_on_signal.store(true, Ordering::SeqCst);
-            let _ = TcpStream::connect(addr);
+            for _ in 0..wake {
+                let _ = TcpStream::connect(addr);
+            }
         }
     });
 
-    // Workers take connections from one queue.
-    let (tx, rx) = mpsc::channel::<TcpStream>();
-    let rx = Arc::new(Mutex::new(rx));
-    let workers: Vec<_> = (0..args.threads)
-        .map(|_| {
-            let rx = Arc::clone(&rx);
-            let ctx = ctx.clone();
-            let cache = cache.clone();
-            let handle = Arc::clone(&handle);
-            std::thread::spawn(move || {
-                loop {
-                    let next = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
-                    let Ok(stream) = next else { break };
-                    if let Err(e) = serve_connection(&ctx, &cache, &handle, stream) {
-                        log::debug!("connection: {e}");
+    // Workers accept for themselves, as nginx's do: no hand-off from an
+    // accept thread (a queue, a lock and a thread switch per connection).
+    let mut workers = Vec::with_capacity(args.threads);
+    for _ in 0..args.threads {
+        let listener = listener.try_clone()?;
+        let stop = Arc::clone(&stop);
+        let ctx = ctx.clone();
+        let cache = cache.clone();
+        let handle = Arc::clone(&handle);
+        workers.push(std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                let stream = match listener.accept() {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        log::warn!("accept: {e}");
+                        continue;
                     }
+                };
+                if stop.load(Ordering::SeqCst) {
+                    break;
                 }
-            })
-        })
-        .collect();
+                if let Err(e) = serve_connection(&ctx, &cache, &handle, stream) {
+                    log::debug!("connection: {e}");
+                }
+            }
+        }));
+    }
 
     common::announce(addr)?;
     log::info!("listening on {addr}, {} worker threads", args.threads);
 
-    for stream in listener.incoming() {
-        if stop.load(Ordering::SeqCst) {
-            break;
-        }
-        match stream {
-            Ok(s) => {
-                if tx.send(s).is_err() {
-                    break;
-                }
-            }
-            Err(e) => log::warn!("accept: {e}"),
-        }
-    }
-    drop(listener);
-    drop(tx); // workers finish the queue, then see the channel closed
+    // Each worker finishes the connection it is serving, then stops.
     for w in workers {
         let _ = w.join();
     }
+    drop(listener);
     signal_handle.close();
     let _ = signal_thread.join();
     log::info!("stopped; {}", stats_json(&cache, &handle));
