@@ -201,3 +201,92 @@ fn a_tls13_client_hello_cannot_take_a_tls12_session() {
     assert!(tls12.connect(server.addr, Some(&victim)).resumed);
     assert!(server.accepted().resumed);
 }
+
+unsafe extern "C" {
+    fn SSL_renegotiate_abbreviated(ssl: *mut openssl_sys::SSL) -> std::ffi::c_int;
+    fn SSL_set_options(ssl: *mut openssl_sys::SSL, op: u64) -> u64;
+}
+
+/// `SSL_OP_ALLOW_CLIENT_RENEGOTIATION` (OpenSSL 3.0 refuses client
+/// renegotiation without it).
+const ALLOW_CLIENT_RENEGOTIATION: u64 = 1 << 8;
+
+/// Issue 11, defect 5: what an async lookup parked answers the handshake
+/// it was fetched for, not a TLS 1.2 renegotiation later on the same
+/// connection — by then the session was removed, and it must not resume.
+#[test]
+fn a_renegotiation_is_not_answered_from_the_first_handshakes_snapshot() {
+    use foreign_types::ForeignTypeRef;
+    let store = Arc::new(MemoryStore::default());
+    let server = server_with(Arc::clone(&store), b"async-reneg", Ending::Clean, |b| {
+        // SAFETY: sets an option bit on the context being built.
+        unsafe {
+            openssl_sys::SSL_CTX_set_options(b.as_ptr(), ALLOW_CLIENT_RENEGOTIATION);
+        }
+    });
+    let client = Client::new(TLS12);
+    let session = client.connect(server.addr, None).last_session();
+    server.accepted();
+
+    // Resume (the server's async lookup parks the answer), then, with the
+    // connection open, the session is removed from the store.
+    let mut tls = client.handshake(server.addr, Some(&session));
+    assert!(tls.ssl().session_reused());
+    let key = SessionKey::from_slices(Protocol::Tls12, b"async-reneg", session.id()).unwrap();
+    assert!(store.remove(&key).unwrap());
+    // The client renegotiates offering the same session again (an
+    // abbreviated renegotiation); the server
+    // handles the new ClientHello inside its read.
+    // SAFETY: the client's live connection, used by this thread only.
+    unsafe {
+        SSL_set_options(tls.ssl().as_ptr(), 0);
+        assert_eq!(SSL_renegotiate_abbreviated(tls.ssl().as_ptr()), 1);
+    }
+    tls.write_all(b"GET\n").unwrap();
+    let mut answer = Vec::new();
+    let _ = tls.read_to_end(&mut answer);
+    let seen = server.accepted();
+    assert!(seen.resumed, "the first handshake resumed");
+    assert_eq!(answer, b"resumed\n");
+    let stats = server.cache.stats();
+    assert!(
+        stats.misses >= 1,
+        "the renegotiation's lookup was answered from the parked snapshot: {stats:?}"
+    );
+    assert!(!tls.ssl().session_reused(), "{stats:?}");
+}
+
+#[test]
+fn the_strict_switch_removes_sessions_of_unclean_closes() {
+    let store = Arc::new(MemoryStore::default());
+    let server = AsyncServer::start_with(
+        {
+            let store = Arc::clone(&store);
+            move || {
+                AsyncSessionCache::builder(store).session_cache(
+                    SessionCache::builder()
+                        .context(b"async-strict")
+                        .remove_on_unclean_close(true),
+                )
+            }
+        },
+        |_| {},
+        Ending::Drop,
+    );
+    let client = Client::new(TLS12);
+    let (_, sessions) = request(&client, server.addr, None);
+    server.accepted();
+    // The removal is queued to the store's writer: wait for it.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(server.cache.flush());
+    let session = sessions.last().unwrap();
+    let key = SessionKey::from_slices(Protocol::Tls12, b"async-strict", session.id()).unwrap();
+    let stats = server.cache.stats();
+    assert_eq!(stats.removed_by.unclean_close, 1, "{stats:?}");
+    assert_eq!(store.get(&key).unwrap(), None, "{stats:?}");
+    let (resumed, _) = request(&client, server.addr, Some(session));
+    server.accepted();
+    assert!(!resumed);
+}
