@@ -9,6 +9,7 @@ mod cargo;
 mod error;
 mod interop;
 mod leak;
+mod matrix;
 mod process;
 mod stime;
 mod test_cmd;
@@ -25,6 +26,7 @@ fn main() -> ExitCode {
         Some("interop") => interop::Options::parse(rest).and_then(|o| interop::run(&o)),
         Some("leak-check") if rest.is_empty() => leak::run(),
         Some("bench") => bench::run(rest),
+        Some("openssl-matrix") => matrix::run(rest),
         Some("help" | "--help" | "-h") | None => {
             print_help();
             Ok(())
@@ -48,8 +50,10 @@ fn print_help() {
          test\n    fmt check, clippy -D warnings, cargo test --workspace, the valgrind leak check,\n    \
          then interop against the blocking and the async server, every row required to PASS\n    (SKIP fails). Prints each step's wall time.\n  \
          leak-check\n    the leak check alone: examples/leak_check.rs under valgrind (definite leaks fail)\n  \
+         {}\n  \
          {}",
         interop::USAGE.replace('\n', "\n  "),
+        matrix::USAGE,
         bench::USAGE.replace('\n', "\n  ")
     );
 }

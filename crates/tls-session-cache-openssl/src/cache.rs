@@ -16,6 +16,7 @@ use crate::decoded::Decoded;
 use crate::error::Error;
 use crate::exdata::{self, CtxState};
 use crate::ffi;
+use crate::live::Live;
 use crate::ratelimit::Limiters;
 use crate::state::{Inner, UncleanClose};
 use crate::stats::{CacheStats, Counters};
@@ -205,6 +206,7 @@ impl SessionCacheBuilder {
                 counters: Counters::default(),
                 decoded: Decoded::new(self.decoded_sessions),
                 logs: Limiters::default(),
+                live: Live::default(),
             }),
         })
     }

@@ -394,7 +394,7 @@ unsafe fn on_remove_session(ctx: *mut SSL_CTX, sess: *mut SSL_SESSION) {
     let Some(key) = (unsafe { close::key_of(inner, sess) }) else {
         return;
     };
-    let why = unsafe { close::classify(sess) };
+    let why = unsafe { close::classify(inner, sess) };
     if !close::removes(inner, why) {
         // An unclean close: the session stays (see `close`).
         bump(&inner.counters.kept_unclean_close);
@@ -451,6 +451,9 @@ unsafe fn on_info(ssl: *mut SSL, where_: c_int) {
         // Once per handshake, even if OpenSSL reports "done" twice.
         && unsafe { exdata::count_once(ssl) }
     {
+        // (OpenSSL ≥ 3.2 only) the connection and its session join the live
+        // set, which tells SSL_free's removals from the application's.
+        unsafe { close::on_handshake_done(ssl, inner) };
         // What was parked or remembered answered this handshake's lookups
         // only (a renegotiation asks the store afresh).
         // SAFETY: live for the callback, used by this thread only.

@@ -65,15 +65,28 @@
 //! at lookup, which we recognise by the session's own times). See
 //! [`classify`].
 //!
-//! **OpenSSL ≥ 3.2** reordered `SSL_free`: `ossl_ssl_connection_free` (and
-//! `ssl_clear_bad_session` in it) now runs *before* the ex data is freed,
-//! so step 1 cannot act in time. There the `SSL_free` removal reaches the
-//! remove callback with no fresh error and an unexpired session — which is
-//! also what an application's own `SSL_CTX_remove_session` looks like. We
-//! treat it as the unclean close (kept by default) and offer
-//! [`SessionCache::remove_session`](crate::SessionCache::remove_session),
-//! which removes from the store on every version, as the way to revoke a
-//! session. On 1.1.1 – 3.1 the two are told apart exactly.
+//! **OpenSSL ≥ 3.2** reordered `SSL_free` (3.6, 4.0: `SSL_free` calls
+//! `s->method->ssl_free` = `ossl_ssl_connection_free`, and with it
+//! `ssl_clear_bad_session`, *before* `CRYPTO_free_ex_data`), so step 1
+//! cannot act in time: the removal reaches the remove callback. Which order
+//! the linked library uses is not taken from its version number but
+//! observed once ([`EX_DATA_FREED_FIRST`]): a throwaway connection with a
+//! memory BIO is freed, and our probe's ex-data free function looks at
+//! whether `SSL_get_rbio` still answers (ex data first) or already returns
+//! null (the connection was taken apart first). On such a library the
+//! remove callback tells `SSL_free`'s removal from an application's by
+//! asking whether the session belongs to a connection that is still alive
+//! ([`Live`](crate::live::Live)): each connection gets a serial when its
+//! handshake is done, the serial is written into its session's ex data
+//! (an integer, which OpenSSL's copies of the session carry harmlessly),
+//! and it leaves the live set when the connection's ex data is freed —
+//! there, after the removal decision. A removal with no fresh error, of an
+//! unexpired session of a live connection, is the unclean close; any other
+//! is the application's. The one case left ambiguous: an application that
+//! removes, with `SSL_CTX_remove_session`, the session of a connection that
+//! is still open and has not sent `close_notify` — that session is kept;
+//! [`SessionCache::remove_session`](crate::SessionCache::remove_session)
+//! removes it on every version.
 //!
 //! A stale `SSL_R_UNEXPECTED_EOF_WHILE_READING` left on a thread's error
 //! queue by an application that ignored an error without clearing the
@@ -81,15 +94,16 @@
 //! step 2 (rust-openssl drains the queue into every error it returns).
 
 use std::cell::Cell;
-use std::ffi::c_int;
-use std::sync::atomic::AtomicU64;
+use std::ffi::{c_int, c_long, c_void};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
-use foreign_types::ForeignTypeRef;
+use foreign_types::{ForeignType, ForeignTypeRef};
 use once_cell::sync::Lazy;
 use openssl::ssl::SslSessionRef;
 use openssl_sys::{SSL, SSL_SENT_SHUTDOWN, SSL_SESSION, TLS1_3_VERSION};
 use tls_session_cache::{Protocol, SessionId, SessionKey, StoreError};
 
+use crate::exdata;
 use crate::ffi;
 use crate::ratelimit::warn_limited;
 use crate::state::{Inner, UncleanClose};
@@ -129,10 +143,123 @@ impl Removal {
 }
 
 /// `SSL_free` frees the connection's ex data before it decides whether to
-/// remove the session (OpenSSL 1.1.1 – 3.1; see the module note).
-static EX_DATA_FREED_FIRST: Lazy<bool> =
-    // SAFETY: a plain query of the linked library's version.
-    Lazy::new(|| unsafe { openssl_sys::OpenSSL_version_num() } < 0x3020_0000);
+/// remove the session (OpenSSL 1.1.1 – 3.1; see the module note) —
+/// observed on the linked library by [`probe_free_order`], or, if the probe
+/// cannot run, taken from the version number.
+pub(crate) static EX_DATA_FREED_FIRST: Lazy<bool> = Lazy::new(|| {
+    probe_free_order().unwrap_or_else(|| {
+        // SAFETY: a plain query of the linked library's version.
+        let version = unsafe { openssl_sys::OpenSSL_version_num() };
+        version < 0x3020_0000
+    })
+});
+
+/// What the probe's free function saw: 0 nothing, 1 the connection's BIO
+/// still there (ex data freed first), 2 already gone.
+static PROBE_SAW: AtomicU8 = AtomicU8::new(0);
+
+/// `CRYPTO_EX_free` of the probe's slot (null on every connection but
+/// the probe's own, which holds a non-null marker).
+unsafe extern "C" fn probe_free(
+    parent: *mut c_void,
+    ptr: *mut c_void,
+    _ad: *mut openssl_sys::CRYPTO_EX_DATA,
+    _idx: c_int,
+    _argl: c_long,
+    _argp: *mut c_void,
+) {
+    if ptr.is_null() || parent.is_null() {
+        return;
+    }
+    // SAFETY: `parent` is the SSL being freed; its struct is not released
+    // before the ex data is (both orders), and `SSL_get_rbio` reads one
+    // field, which the connection's teardown sets to null.
+    let rbio = unsafe { openssl_sys::SSL_get_rbio(parent.cast::<SSL>()) };
+    PROBE_SAW.store(if rbio.is_null() { 2 } else { 1 }, Ordering::SeqCst);
+}
+
+/// Frees a throwaway connection with a memory BIO and reports whether its
+/// ex data was freed before the connection was taken apart.
+fn probe_free_order() -> Option<bool> {
+    let ctx = openssl::ssl::SslContext::builder(openssl::ssl::SslMethod::tls())
+        .ok()?
+        .build();
+    let ssl = openssl::ssl::Ssl::new(&ctx).ok()?;
+    // SAFETY: registers an index whose free function only reads; sets a
+    // memory BIO (owned by the SSL from here on) and a non-null marker
+    // (an integer, never dereferenced); `ssl` is freed by its drop.
+    unsafe {
+        let idx = openssl_sys::SSL_get_ex_new_index(
+            0,
+            std::ptr::null_mut(),
+            None,
+            None,
+            Some(probe_free),
+        );
+        if idx < 0 {
+            return None;
+        }
+        let bio = openssl_sys::BIO_new(openssl_sys::BIO_s_mem());
+        if bio.is_null() {
+            return None;
+        }
+        openssl_sys::SSL_set_bio(ssl.as_ptr(), bio, bio);
+        if openssl_sys::SSL_set_ex_data(ssl.as_ptr(), idx, std::ptr::without_provenance_mut(1)) != 1
+        {
+            return None;
+        }
+    }
+    drop(ssl);
+    match PROBE_SAW.load(Ordering::SeqCst) {
+        1 => Some(true),
+        2 => Some(false),
+        _ => None,
+    }
+}
+
+/// The `SSL_SESSION` ex-data index holding the serial of the connection
+/// whose session it is (an integer; no free or dup function needed).
+static SESSION_SERIAL: Lazy<c_int> = Lazy::new(|| {
+    // SAFETY: registers an index with no callbacks.
+    unsafe {
+        openssl_sys::CRYPTO_get_ex_new_index(
+            ffi::CRYPTO_EX_INDEX_SSL_SESSION,
+            0,
+            std::ptr::null_mut(),
+            None,
+            None,
+            None,
+        )
+    }
+});
+
+/// At the end of a handshake: where `SSL_free` decides about the session
+/// before freeing the ex data, gives the connection a serial in the live
+/// set (once) and writes it into its current session.
+///
+/// # Safety
+/// `ssl` is a live connection whose cache is `inner`.
+pub(crate) unsafe fn on_handshake_done(ssl: *mut SSL, inner: &Inner) {
+    if *EX_DATA_FREED_FIRST || *SESSION_SERIAL < 0 {
+        return;
+    }
+    let mut serial = unsafe { exdata::serial(ssl) };
+    if serial == 0 {
+        serial = inner.live.enter();
+        unsafe { exdata::set_serial(ssl, serial) };
+    }
+    // SAFETY: the live connection's current session (or null).
+    unsafe {
+        let session = openssl_sys::SSL_get_session(ssl);
+        if !session.is_null() {
+            ffi::SSL_SESSION_set_ex_data(
+                session,
+                *SESSION_SERIAL,
+                std::ptr::without_provenance_mut(serial as usize),
+            );
+        }
+    }
+}
 
 /// `ERR_LIB_SSL`.
 const ERR_LIB_SSL: c_int = 20;
@@ -152,7 +279,16 @@ thread_local! {
 /// `ssl` is the connection being freed, inside `CRYPTO_free_ex_data` of
 /// `SSL_free` (its session, shutdown flags and state machine are intact).
 pub(crate) unsafe fn on_ssl_free(ssl: *mut SSL, inner: &Inner) {
-    if ssl.is_null() || !*EX_DATA_FREED_FIRST {
+    if ssl.is_null() {
+        return;
+    }
+    if !*EX_DATA_FREED_FIRST {
+        // The removal decision was made before we got here; the connection
+        // is gone from now on.
+        let serial = unsafe { exdata::serial(ssl) };
+        if serial != 0 {
+            inner.live.leave(serial);
+        }
         return;
     }
     // SAFETY: plain reads of a connection that `SSL_free` has not yet
@@ -189,7 +325,7 @@ pub(crate) unsafe fn on_ssl_free(ssl: *mut SSL, inner: &Inner) {
 ///
 /// # Safety
 /// `sess` is the live session OpenSSL passed to the remove callback.
-pub(crate) unsafe fn classify(sess: *mut SSL_SESSION) -> Removal {
+pub(crate) unsafe fn classify(inner: &Inner, sess: *mut SSL_SESSION) -> Removal {
     if FREEING.with(|f| f.replace(std::ptr::null())) == sess.cast_const() {
         return Removal::UncleanClose;
     }
@@ -215,11 +351,17 @@ pub(crate) unsafe fn classify(sess: *mut SSL_SESSION) -> Removal {
             Removal::FatalAlert
         };
     }
-    if *EX_DATA_FREED_FIRST {
-        Removal::Application
-    } else {
-        // OpenSSL ≥ 3.2: SSL_free's removal looks like this (module note).
+    if *EX_DATA_FREED_FIRST || *SESSION_SERIAL < 0 {
+        return Removal::Application;
+    }
+    // OpenSSL ≥ 3.2: SSL_free's removal is of a live connection's session
+    // (module note).
+    // SAFETY: reads an integer from the live session's ex data.
+    let serial = unsafe { ffi::SSL_SESSION_get_ex_data(sess, *SESSION_SERIAL) }.addr() as u64;
+    if inner.live.contains(serial) {
         Removal::UncleanClose
+    } else {
+        Removal::Application
     }
 }
 
@@ -288,5 +430,20 @@ pub(crate) fn remove_key(
             );
             Err(e)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_free_order_probe_agrees_with_the_linked_version() {
+        // SAFETY: a plain query of the linked library's version.
+        let version = unsafe { openssl_sys::OpenSSL_version_num() };
+        // 1.1.1 – 3.1 free the ex data first; 3.2 and later take the
+        // connection apart first (ssl/ssl_lib.c, SSL_free).
+        assert_eq!(probe_free_order(), Some(version < 0x3020_0000));
+        assert_eq!(*EX_DATA_FREED_FIRST, version < 0x3020_0000);
     }
 }

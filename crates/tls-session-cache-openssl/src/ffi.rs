@@ -1,7 +1,7 @@
 //! OpenSSL functions `openssl-sys` 0.9 does not declare. All exist in
 //! OpenSSL ≥ 1.1.1, which is the oldest version this crate supports.
 
-use std::ffi::{c_int, c_long, c_uchar, c_uint};
+use std::ffi::{c_int, c_long, c_uchar, c_uint, c_void};
 
 use foreign_types::{ForeignType, ForeignTypeRef};
 use openssl::ssl::{SslSession, SslSessionRef};
@@ -28,7 +28,12 @@ unsafe extern "C" {
     pub fn SSL_in_init(s: *const SSL) -> c_int;
     pub fn SSL_in_before(s: *const SSL) -> c_int;
     pub fn SSL_SESSION_dup(src: *const SSL_SESSION) -> *mut SSL_SESSION;
+    pub fn SSL_SESSION_set_ex_data(s: *mut SSL_SESSION, idx: c_int, data: *mut c_void) -> c_int;
+    pub fn SSL_SESSION_get_ex_data(s: *const SSL_SESSION, idx: c_int) -> *mut c_void;
 }
+
+/// `CRYPTO_EX_INDEX_SSL_SESSION`.
+pub const CRYPTO_EX_INDEX_SSL_SESSION: c_int = 2;
 
 /// A new session object with `session`'s contents (`SSL_SESSION_dup`),
 /// owned by no one but the caller; `None` if OpenSSL could not allocate.

@@ -67,6 +67,7 @@ mod decoded;
 pub mod error;
 mod exdata;
 mod ffi;
+mod live;
 pub mod parked;
 mod ratelimit;
 pub mod selfsigned;

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use tls_session_cache::{CachePolicy, Clock, SessionIdContext, SessionStore};
 
 use crate::decoded::Decoded;
+use crate::live::Live;
 use crate::ratelimit::Limiters;
 use crate::stats::Counters;
 
@@ -37,4 +38,6 @@ pub(crate) struct Inner {
     pub decoded: Decoded,
     /// Limits per-handshake warnings (a store that is down).
     pub logs: Limiters,
+    /// Connections alive now (used on OpenSSL ≥ 3.2 only; see `close`).
+    pub live: Live,
 }

@@ -362,8 +362,15 @@ fn openssl_reading_end_of_file_keeps_the_session() {
             let (tcp, _) = s.listener.accept().unwrap();
             (socket_bio_server(&s.ctx, tcp), c.join().unwrap())
         });
-        // SSL_R_UNEXPECTED_EOF_WHILE_READING: OpenSSL took that path.
-        assert_eq!(reason, 294, "strict {strict}");
+        // SAFETY: a plain query of the linked library's version.
+        if unsafe { openssl_sys::OpenSSL_version_num() } >= 0x3000_0000 {
+            // SSL_R_UNEXPECTED_EOF_WHILE_READING: OpenSSL 3 took that path.
+            assert_eq!(reason, 294, "strict {strict}");
+        } else {
+            // 1.1.1 reports end of file as a syscall error (no error queued)
+            // and leaves the decision to SSL_free: the same outcome below.
+            assert_ne!(reason, 294, "strict {strict}");
+        }
         let stats = s.stats();
         if strict {
             assert!(!s.stored(Protocol::Tls12, &id), "{stats:?}");
