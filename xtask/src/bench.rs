@@ -37,6 +37,14 @@ pub fn run(args: &[String]) -> Result<(), Error> {
 
 /// Runs the handshake benchmark, passing `args` through.
 fn handshake_bench(args: &[String]) -> Result<(), Error> {
+    crate::prereq::ensure(
+        &[
+            crate::prereq::REDIS_SERVER,
+            crate::prereq::LIBSSL_DEV,
+            crate::prereq::PKG_CONFIG,
+        ],
+        crate::prereq::Install::WhenUnattended,
+    )?;
     let binary = cargo::build_release(
         "tls-session-cache-bench",
         TargetKind::Bin,

@@ -1,28 +1,21 @@
 //! The leak check: the binding's `leak_check` example (≥ 2000 resumed
 //! handshakes in one process) under valgrind, failing on definite leaks.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use crate::cargo;
 use crate::error::Error;
+use crate::prereq::{self, Install};
 
 /// Exit status valgrind uses when it found errors (`--error-exitcode`).
 const VALGRIND_ERROR_EXIT: i32 = 99;
 
 /// Builds and runs the leak check.
 pub fn run() -> Result<(), Error> {
-    let valgrind_ok = Command::new("valgrind")
-        .arg("--version")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !valgrind_ok {
-        return Err(Error::Missing(
-            "the leak check needs valgrind: apt-get install valgrind".into(),
-        ));
-    }
+    prereq::ensure(
+        &[prereq::VALGRIND, prereq::LIBSSL_DEV, prereq::PKG_CONFIG],
+        Install::WhenUnattended,
+    )?;
     let binary = cargo::build_release_example("tls-session-cache-openssl", "leak_check")?;
     let mut cmd = Command::new("valgrind");
     cmd.arg("--leak-check=full")

@@ -10,6 +10,7 @@ mod error;
 mod interop;
 mod leak;
 mod matrix;
+mod prereq;
 mod process;
 mod stime;
 mod test_cmd;
@@ -47,8 +48,8 @@ fn print_help() {
         "cargo xtask <command>\n\n\
          commands:\n  \
          {}\n  \
-         test\n    fmt check, clippy -D warnings, cargo test --workspace, the valgrind leak check,\n    \
-         then interop against the blocking and the async server, every row required to PASS\n    (SKIP fails). Prints each step's wall time.\n  \
+         test [--install]\n    fmt check, clippy -D warnings, cargo test --workspace, the valgrind leak check,\n    \
+         then interop against the blocking and the async server, every row required to PASS\n    (SKIP fails). Prints each step's wall time. Installs missing system packages first\n    (apt-get) when root without a terminal, or with --install; otherwise stops saying\n    what to install.\n  \
          leak-check\n    the leak check alone: examples/leak_check.rs under valgrind (definite leaks fail)\n  \
          {}\n  \
          {}",

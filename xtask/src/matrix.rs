@@ -79,6 +79,15 @@ struct Row {
 
 /// Runs the matrix.
 pub fn run(args: &[String]) -> Result<(), Error> {
+    // Internal: the build of one OpenSSL, run in a child whose output goes
+    // to a log (openssl-src's make prints thousands of lines).
+    if let [flag, version] = args
+        && flag == "--build-only"
+    {
+        let source = source_of(version)
+            .ok_or_else(|| Error::Usage(format!("unknown version `{version}`")))?;
+        return build_here(version, source);
+    }
     let mut versions: Vec<String> = DEFAULT_VERSIONS.iter().map(|v| v.to_string()).collect();
     let mut quick = false;
     let mut it = args.iter();
@@ -102,6 +111,17 @@ pub fn run(args: &[String]) -> Result<(), Error> {
             )));
         }
     }
+    crate::prereq::ensure(
+        &[
+            crate::prereq::PERL,
+            crate::prereq::MAKE,
+            crate::prereq::OPENSSL,
+            crate::prereq::REDIS_SERVER,
+            crate::prereq::REDIS_CLI,
+            crate::prereq::VALGRIND,
+        ],
+        crate::prereq::Install::WhenUnattended,
+    )?;
     let started = Instant::now();
     let mut rows = Vec::new();
     for v in &versions {
@@ -138,20 +158,43 @@ fn matrix_dir(version: &str) -> PathBuf {
 }
 
 /// Builds (or reuses) OpenSSL from source; returns its install directory.
+/// The build runs in a child process whose output goes to `build.log`.
 fn build_openssl(version: &str, source: Source) -> Result<PathBuf, Error> {
-    let out = matrix_dir(version).join("openssl");
-    let install = out.join("install");
-    let stamp = install.join(".built");
-    if stamp.exists() {
+    let install = matrix_dir(version).join("openssl").join("install");
+    if install.join(".built").exists() {
         eprintln!("    reusing {}", install.display());
         return Ok(install);
     }
     eprintln!(
-        "    building OpenSSL {} from source into {} (once; kept for later runs)",
+        "    building OpenSSL {} from source (once; kept under {})",
         exact_version(source),
-        out.display()
+        matrix_dir(version).display()
     );
-    let started = Instant::now();
+    let xtask = std::env::current_exe().map_err(|source| Error::Spawn {
+        program: "xtask (current executable)".into(),
+        source,
+    })?;
+    let mut c = Command::new(xtask);
+    c.args(["openssl-matrix", "--build-only", version])
+        .env("MAKEFLAGS", "-j2");
+    std::fs::create_dir_all(matrix_dir(version)).map_err(|source| Error::File {
+        path: matrix_dir(version).display().to_string(),
+        source,
+    })?;
+    let out = captured(c, &[], &matrix_dir(version).join("build.log"))?;
+    if !out.status.success() || !install.join(".built").exists() {
+        return Err(Error::Build {
+            what: format!("OpenSSL {version} from source"),
+            detail: format!("see {}", matrix_dir(version).join("build.log").display()),
+        });
+    }
+    Ok(install)
+}
+
+/// The build itself (in the child): openssl-src into the matrix directory,
+/// then a stamp file that later runs look for.
+fn build_here(version: &str, source: Source) -> Result<(), Error> {
+    let out = matrix_dir(version).join("openssl");
     let host = host_triple();
     let result = match source {
         Source::System => return Err(Error::Usage("the system OpenSSL is not built".into())),
@@ -185,12 +228,11 @@ fn build_openssl(version: &str, source: Source) -> Result<PathBuf, Error> {
         what: format!("OpenSSL {version} from source"),
         detail,
     })?;
+    let stamp = out.join("install").join(".built");
     std::fs::write(&stamp, exact_version(source)).map_err(|source| Error::File {
         path: stamp.display().to_string(),
         source,
-    })?;
-    eprintln!("    built in {:.0} s", started.elapsed().as_secs_f64());
-    Ok(install)
+    })
 }
 
 /// The host triple (the matrix builds for the machine it runs on).
@@ -220,8 +262,6 @@ fn environment(version: &str, install: Option<&Path>) -> Vec<(String, String)> {
             "CARGO_TARGET_DIR".into(),
             matrix_dir(version).join("cargo").display().to_string(),
         ),
-        // openssl-src's make, two jobs on these machines.
-        ("MAKEFLAGS".into(), "-j2".into()),
     ]
 }
 

@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 use crate::cargo::{cargo, run_step};
 use crate::error::Error;
+use crate::prereq::{self, Install};
 use crate::{interop, leak};
 
 /// Runs fmt check, clippy, the workspace tests, the leak check and interop
@@ -11,13 +12,19 @@ use crate::{interop, leak};
 /// SKIP fails). Stops at the first failing step and
 /// prints the wall time of each step that ran.
 pub fn run(args: &[String]) -> Result<(), Error> {
+    let mut args = args.to_vec();
+    let install = Install::from_args(&mut args);
     if let Some(extra) = args.first() {
         return Err(Error::Usage(format!(
-            "`test` takes no arguments (got `{extra}`)"
+            "`test` takes only `--install` (got `{extra}`)"
         )));
     }
-    let mut times: Vec<(&str, Duration, bool)> = Vec::new();
-    let result = steps(&mut times);
+    // Before the first step: everything the steps need is there, installed
+    // now when it may be, or the command stops here saying what is missing.
+    let started = Instant::now();
+    prereq::ensure(prereq::FOR_TEST, install)?;
+    let mut times: Vec<(&str, Duration, bool)> = vec![("prerequisites", started.elapsed(), true)];
+    let result = steps(&mut times, install);
     eprintln!("\nstep times:");
     for (name, took, ok) in &times {
         eprintln!(
@@ -35,7 +42,7 @@ pub fn run(args: &[String]) -> Result<(), Error> {
     result
 }
 
-fn steps(times: &mut Vec<(&'static str, Duration, bool)>) -> Result<(), Error> {
+fn steps(times: &mut Vec<(&'static str, Duration, bool)>, install: Install) -> Result<(), Error> {
     let mut timed = |name: &'static str, step: &mut dyn FnMut() -> Result<(), Error>| {
         let started = Instant::now();
         let result = step();
@@ -72,6 +79,7 @@ fn steps(times: &mut Vec<(&'static str, Duration, bool)>) -> Result<(), Error> {
         eprintln!("==> cargo xtask interop");
         interop::run(&interop::Options {
             require_all: true,
+            install,
             ..interop::Options::default()
         })
     })?;
@@ -80,6 +88,7 @@ fn steps(times: &mut Vec<(&'static str, Duration, bool)>) -> Result<(), Error> {
         interop::run(&interop::Options {
             require_all: true,
             server: interop::ServerKind::Async,
+            install,
             ..interop::Options::default()
         })
     })?;

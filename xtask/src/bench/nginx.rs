@@ -85,6 +85,12 @@ impl Options {
 /// Runs the comparison and prints its table on stdout (progress on stderr).
 pub fn run(args: &[String]) -> Result<(), Error> {
     let o = Options::parse(args)?;
+    if o.nginx == Path::new("nginx") {
+        crate::prereq::ensure(
+            &[crate::prereq::NGINX, crate::prereq::OPENSSL],
+            crate::prereq::Install::WhenUnattended,
+        )?;
+    }
     let nginx_version = nginx_version(&o.nginx)?;
     let example_bin = cargo::build_release_example("tls-session-cache-openssl", "server")?;
     let dir = TempDir::create()?;

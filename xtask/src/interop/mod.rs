@@ -22,12 +22,14 @@ mod store_down;
 mod tally;
 mod unclean;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::cargo;
 use crate::error::Error;
+use crate::prereq::{self, Install};
 use context::Context;
+use prerequisite::Prerequisite;
 use report::{Row, Status};
 use scenarios::{SCENARIOS, Scenario};
 
@@ -54,6 +56,8 @@ pub struct Options {
     pub server: ServerKind,
     /// SKIP counts as failure (`cargo xtask test`).
     pub require_all: bool,
+    /// `--install`: install missing prerequisites even with a terminal.
+    pub install: Install,
 }
 
 impl Default for Options {
@@ -64,16 +68,20 @@ impl Default for Options {
             only: Vec::new(),
             server: ServerKind::Blocking,
             require_all: false,
+            install: Install::WhenUnattended,
         }
     }
 }
 
 /// Help text for the interop flags.
 pub const USAGE: &str = "\
-interop [--openssl PATH] [--json FILE] [--only NAME[,NAME]] [--server blocking|async]
+interop [--openssl PATH] [--json FILE] [--only NAME[,NAME]] [--server blocking|async] [--install]
     builds the example server (release), runs openssl s_client scenarios against it and
     prints: scenario | TLS version | expected | observed | PASS/FAIL/SKIP.
-    Exit status is non-zero if any row FAILs.";
+    Exit status is non-zero if any row FAILs. Missing system packages (openssl,
+    libssl-dev, pkg-config; redis-server for the Redis scenarios) are installed with
+    apt-get when running as root without a terminal, or with --install; otherwise the
+    Redis scenarios are SKIPped with the install command.";
 
 impl Options {
     /// Parses the flags after `interop`.
@@ -89,6 +97,7 @@ impl Options {
             match flag.as_str() {
                 "--openssl" => o.openssl = PathBuf::from(value()?),
                 "--json" => o.json = Some(PathBuf::from(value()?)),
+                "--install" => o.install = Install::Yes,
                 "--only" => o
                     .only
                     .extend(value()?.split(',').map(|s| s.trim().to_string())),
@@ -134,6 +143,20 @@ fn matches(s: &Scenario, want: &str) -> bool {
 /// Runs `cargo xtask interop`.
 pub fn run(options: &Options) -> Result<(), Error> {
     let selected = options.selected()?;
+    // Building the example server needs OpenSSL's headers; driving it, the
+    // openssl tool (unless another one is given).
+    let mut build_needs = vec![prereq::LIBSSL_DEV, prereq::PKG_CONFIG];
+    if options.openssl == Path::new("openssl") {
+        build_needs.push(prereq::OPENSSL);
+    }
+    prereq::ensure(&build_needs, options.install)?;
+    if selected
+        .iter()
+        .any(|s| s.needs.contains(&Prerequisite::RedisServer))
+        && let Err(e) = prereq::ensure(&[prereq::REDIS_SERVER], options.install)
+    {
+        eprintln!("note: {e}; the Redis scenarios will be SKIPped");
+    }
     let server_bin = match options.server {
         ServerKind::Blocking => {
             cargo::build_release_example("tls-session-cache-openssl", "server")?

@@ -1,0 +1,269 @@
+//! The one list of system prerequisites — program (or file) → Debian
+//! package, and why — and installing what is missing.
+//!
+//! Every xtask command that needs something from the system asks for it
+//! here ([`ensure`]); `.ci/run` keeps no list of its own. A missing package
+//! is installed when that can be done without asking anyone: running as
+//! root, with `apt-get`, and either no terminal on standard input (CI, a
+//! script) or `--install` given. Otherwise the command stops before its
+//! first step with one line naming every missing package and the exact
+//! command that installs them.
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use crate::error::Error;
+
+/// One thing a command needs from the system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Need {
+    /// What is checked: a program on the `PATH`, or (starting with `/`) a file.
+    pub what: &'static str,
+    /// The Debian package that provides it.
+    pub package: &'static str,
+    /// Why the project needs it.
+    pub why: &'static str,
+}
+
+/// The `openssl` command-line tool.
+pub const OPENSSL: Need = Need {
+    what: "openssl",
+    package: "openssl",
+    why: "`openssl s_client` / `s_time` drive the example servers in interop",
+};
+/// OpenSSL's headers.
+pub const LIBSSL_DEV: Need = Need {
+    what: "/usr/include/openssl/ssl.h",
+    package: "libssl-dev",
+    why: "openssl-sys builds the binding against the system OpenSSL",
+};
+/// `pkg-config`.
+pub const PKG_CONFIG: Need = Need {
+    what: "pkg-config",
+    package: "pkg-config",
+    why: "openssl-sys finds the system OpenSSL with it",
+};
+/// `redis-server`.
+pub const REDIS_SERVER: Need = Need {
+    what: "redis-server",
+    package: "redis-server",
+    why: "tests, interop and the bench start their own on free loopback ports",
+};
+/// `redis-cli`.
+pub const REDIS_CLI: Need = Need {
+    what: "redis-cli",
+    package: "redis-tools",
+    why: "the testkit builds Redis Clusters with `redis-cli --cluster create`",
+};
+/// `valgrind`.
+pub const VALGRIND: Need = Need {
+    what: "valgrind",
+    package: "valgrind",
+    why: "the leak check runs 2000+ resumed handshakes under it",
+};
+/// `perl` and `make`, to build OpenSSL from source.
+pub const PERL: Need = Need {
+    what: "perl",
+    package: "perl",
+    why: "openssl-matrix builds OpenSSL from source (Configure is perl)",
+};
+/// `make`.
+pub const MAKE: Need = Need {
+    what: "make",
+    package: "make",
+    why: "openssl-matrix builds OpenSSL from source",
+};
+/// nginx, for the side-by-side benchmark.
+pub const NGINX: Need = Need {
+    what: "nginx",
+    package: "nginx-light",
+    why: "`cargo xtask bench --nginx` measures nginx beside the example server",
+};
+
+/// Everything the README's two commands need (`cargo xtask test` and
+/// `cargo xtask interop`).
+pub const FOR_TEST: &[Need] = &[
+    OPENSSL,
+    LIBSSL_DEV,
+    PKG_CONFIG,
+    REDIS_SERVER,
+    REDIS_CLI,
+    VALGRIND,
+];
+
+/// Whether a command may install what is missing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Install {
+    /// Install when no one can be asked: root, `apt-get`, no terminal.
+    WhenUnattended,
+    /// Install (`--install`), still only as root with `apt-get`.
+    Yes,
+}
+
+impl Install {
+    /// `Yes` if `args` holds `--install` (which is then removed).
+    pub fn from_args(args: &mut Vec<String>) -> Install {
+        let before = args.len();
+        args.retain(|a| a != "--install");
+        if args.len() == before {
+            Install::WhenUnattended
+        } else {
+            Install::Yes
+        }
+    }
+}
+
+/// Whether `need` is present.
+pub fn present(need: &Need) -> bool {
+    if need.what.starts_with('/') {
+        return Path::new(need.what).exists();
+    }
+    on_path(need.what)
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| {
+            let candidate = dir.join(program);
+            candidate.is_file()
+                && std::fs::metadata(&candidate).is_ok_and(|m| {
+                    std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0
+                })
+        })
+    })
+}
+
+/// The packages of the needs that are missing, each once, in list order.
+pub fn missing_packages(needs: &[Need]) -> Vec<&'static str> {
+    let mut packages: Vec<&'static str> = Vec::new();
+    for need in needs.iter().filter(|n| !present(n)) {
+        if !packages.contains(&need.package) {
+            packages.push(need.package);
+        }
+    }
+    packages
+}
+
+/// Why installing cannot happen here, if it cannot.
+fn cannot_install(install: Install) -> Option<&'static str> {
+    // SAFETY: a plain query of the process's effective user.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("not running as root");
+    }
+    if !on_path("apt-get") {
+        return Some("no apt-get on this machine");
+    }
+    if install == Install::WhenUnattended && std::io::stdin().is_terminal() {
+        return Some("a terminal is attached (pass --install to install anyway)");
+    }
+    None
+}
+
+/// The exact command that installs `packages`.
+pub fn install_command(packages: &[&str]) -> String {
+    format!(
+        "apt-get update && apt-get install -y {}",
+        packages.join(" ")
+    )
+}
+
+/// Makes sure `needs` are present: installs the missing packages when it
+/// may (see the module note) and says what it installed; otherwise fails
+/// with one line naming every missing package and the command.
+pub fn ensure(needs: &[Need], install: Install) -> Result<(), Error> {
+    let packages = missing_packages(needs);
+    if packages.is_empty() {
+        return Ok(());
+    }
+    if let Some(why) = cannot_install(install) {
+        let whys: Vec<String> = needs
+            .iter()
+            .filter(|n| !present(n))
+            .map(|n| format!("{} ({})", n.what, n.why))
+            .collect();
+        return Err(Error::Missing(format!(
+            "missing: {} — needed for: {}; install with `{}` \
+             (not installing it myself: {why})",
+            packages.join(" "),
+            whys.join("; "),
+            install_command(&packages)
+        )));
+    }
+    eprintln!(
+        "==> installing {} (missing: {})",
+        packages.join(" "),
+        needs
+            .iter()
+            .filter(|n| !present(n))
+            .map(|n| n.what)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let quiet = |c: &mut Command| {
+        c.env("DEBIAN_FRONTEND", "noninteractive")
+            .stdin(Stdio::null());
+    };
+    let mut update = Command::new("apt-get");
+    update.args(["update", "-qq"]);
+    quiet(&mut update);
+    run(update, "apt-get update")?;
+    let mut apt = Command::new("apt-get");
+    apt.args(["install", "-y", "-qq", "--no-install-recommends"])
+        .args(&packages);
+    quiet(&mut apt);
+    run(apt, "apt-get install")?;
+    let still = missing_packages(needs);
+    if !still.is_empty() {
+        return Err(Error::Missing(format!(
+            "installed {} but still missing: {}",
+            packages.join(" "),
+            still.join(" ")
+        )));
+    }
+    eprintln!("==> installed: {}", packages.join(" "));
+    Ok(())
+}
+
+fn run(mut cmd: Command, name: &str) -> Result<(), Error> {
+    let status = cmd.status().map_err(|source| Error::Spawn {
+        program: name.into(),
+        source,
+    })?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(Error::Step {
+            step: name.into(),
+            status,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_need_names_a_package_and_a_reason() {
+        for need in FOR_TEST.iter().chain(&[PERL, MAKE, NGINX]) {
+            assert!(!need.package.is_empty() && !need.why.is_empty(), "{need:?}");
+        }
+    }
+
+    #[test]
+    fn a_missing_program_is_listed_with_its_install_command() {
+        let need = Need {
+            what: "no-such-program-anywhere",
+            package: "no-such-package",
+            why: "a test",
+        };
+        assert!(!present(&need));
+        assert_eq!(missing_packages(&[need, need]), vec!["no-such-package"]);
+        assert!(present(&Need { what: "/", ..need }));
+        assert_eq!(
+            install_command(&["a", "b"]),
+            "apt-get update && apt-get install -y a b"
+        );
+    }
+}
