@@ -13,6 +13,7 @@ use std::io::IsTerminal;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use crate::cargo::run_step;
 use crate::error::Error;
 
 /// One thing a command needs from the system.
@@ -207,12 +208,12 @@ pub fn ensure(needs: &[Need], install: Install) -> Result<(), Error> {
     let mut update = Command::new("apt-get");
     update.args(["update", "-qq"]);
     quiet(&mut update);
-    run(update, "apt-get update")?;
+    run_step("apt-get update", update)?;
     let mut apt = Command::new("apt-get");
     apt.args(["install", "-y", "-qq", "--no-install-recommends"])
         .args(&packages);
     quiet(&mut apt);
-    run(apt, "apt-get install")?;
+    run_step("apt-get install", apt)?;
     let still = missing_packages(needs);
     if !still.is_empty() {
         return Err(Error::Missing(format!(
@@ -223,21 +224,6 @@ pub fn ensure(needs: &[Need], install: Install) -> Result<(), Error> {
     }
     eprintln!("==> installed: {}", packages.join(" "));
     Ok(())
-}
-
-fn run(mut cmd: Command, name: &str) -> Result<(), Error> {
-    let status = cmd.status().map_err(|source| Error::Spawn {
-        program: name.into(),
-        source,
-    })?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(Error::Step {
-            step: name.into(),
-            status,
-        })
-    }
 }
 
 #[cfg(test)]

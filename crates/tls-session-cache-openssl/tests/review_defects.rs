@@ -5,11 +5,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 
-use common::{Client, copy, identity, server_builder};
+use common::{Client, copy, greeted, identity, server_builder};
 use foreign_types::ForeignTypeRef;
 use openssl::ssl::{Ssl, SslContext, SslSession, SslStream, SslVersion};
 use tls_session_cache::{
@@ -81,15 +81,8 @@ fn hello(
     addr: SocketAddr,
     offer: Option<&SslSession>,
 ) -> (Vec<SslSession>, SslStream<TcpStream>) {
-    let tls = client.handshake(addr, offer);
-    let mut reader = BufReader::new(tls);
-    let mut line = String::new();
-    reader.read_line(&mut line).unwrap();
-    assert_eq!(line, "hello\n");
-    (
-        client.received().iter().map(copy).collect(),
-        reader.into_inner(),
-    )
+    let (_, sessions, tls) = greeted(client, addr, offer);
+    (sessions, tls)
 }
 
 fn cipher(tls: &SslStream<TcpStream>) -> &'static str {

@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 
-use common::{Client, copy, identity, server_builder};
+use common::{Client, copy, greeted, identity, send_corrupt_record, server_builder};
 use openssl::ssl::{Ssl, SslContext, SslSession, SslStream, SslVersion};
 use tls_session_cache::{MemoryStore, Protocol, SessionKey, SessionStore};
 use tls_session_cache_openssl::{CacheStats, SessionCache};
@@ -96,19 +96,10 @@ fn greet_and_read_to_eof(mut tls: SslStream<TcpStream>) -> (bool, Vec<u8>) {
     (tls.ssl().session_reused(), id)
 }
 
-/// Client: handshake, read the greeting (and with it the TLS 1.3 tickets),
-/// then close TCP without close_notify — a preconnect, a health check.
+/// Client: a preconnect — handshake, read the greeting (and the TLS 1.3
+/// tickets), close TCP without close_notify.
 fn preconnect(client: &Client, addr: SocketAddr, offer: Option<&SslSession>) -> Vec<SslSession> {
-    let tls = client.handshake(addr, offer);
-    let mut line = String::new();
-    let mut reader = BufReader::new(tls);
-    reader.read_line(&mut line).unwrap();
-    assert_eq!(line, "hello\n");
-    let tls = reader.into_inner();
-    // Dropping a TcpStream closes it; the SslStream is dropped without
-    // SSL_shutdown, so no close_notify is sent. (The client's OpenSSL then
-    // marks its own session object not resumable: keep copies.)
-    let sessions = client.received().iter().map(copy).collect();
+    let (_, sessions, tls) = greeted(client, addr, offer);
     drop(tls);
     sessions
 }
@@ -217,20 +208,9 @@ fn a_fatal_alert_after_the_handshake_removes_the_session() {
     let s = setup(false);
     let client = Client::new(TLS12);
     let ((_, id), sessions) = s.one(greet_and_read_to_eof, |addr| {
-        let tls = client.handshake(addr, None);
-        let mut reader = BufReader::new(tls);
-        let mut line = String::new();
-        reader.read_line(&mut line).unwrap();
-        let mut tls = reader.into_inner();
-        // An application-data record whose authentication cannot verify:
-        // the server answers with a fatal bad_record_mac alert.
-        let mut record = vec![0x17, 0x03, 0x03, 0x00, 0x40];
-        record.extend_from_slice(&[0x5a; 0x40]);
-        tls.get_mut().write_all(&record).unwrap();
-        let mut rest = Vec::new();
-        let _ = tls.get_mut().read_to_end(&mut rest);
-        assert!(!rest.is_empty(), "the server sent no alert");
-        client.received().iter().map(copy).collect::<Vec<_>>()
+        let (_, sessions, mut tls) = greeted(&client, addr, None);
+        send_corrupt_record(&mut tls);
+        sessions
     });
     let stats = s.stats();
     assert!(!s.stored(Protocol::Tls12, &id), "{stats:?}");

@@ -5,12 +5,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{Read, Write};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use common::{AsyncServer, Client, Ending, copy};
-use openssl::ssl::{SslSession, SslStream, SslVersion};
+use common::{AsyncServer, Client, Ending, copy, greeted, send_corrupt_record};
+use openssl::ssl::{SslSession, SslVersion};
 use tls_session_cache::{MemoryStore, Protocol, SessionKey, SessionStore};
 use tls_session_cache_openssl::SessionCache;
 use tls_session_cache_tokio::AsyncSessionCache;
@@ -36,24 +36,6 @@ fn server_with(
         configure,
         ending,
     )
-}
-
-/// Client: handshake, read the greeting (and the TLS 1.3 tickets), close
-/// TCP without close_notify. Returns copies of the sessions received and
-/// the open stream (dropped by the caller).
-fn preconnect(
-    client: &Client,
-    addr: SocketAddr,
-    offer: Option<&SslSession>,
-) -> (bool, Vec<SslSession>, SslStream<TcpStream>) {
-    let tls = client.handshake(addr, offer);
-    let mut reader = BufReader::new(tls);
-    let mut line = String::new();
-    reader.read_line(&mut line).unwrap();
-    assert_eq!(line, "hello\n");
-    let tls = reader.into_inner();
-    let sessions = client.received().iter().map(copy).collect();
-    (tls.ssl().session_reused(), sessions, tls)
 }
 
 /// Client: a request answered by a server that then drops the stream
@@ -82,13 +64,13 @@ fn client_dropping_tcp_keeps_the_session_tls12_and_tls13() {
             Ending::GreetAndReadToEof,
         );
         let client = Client::new(version);
-        let (resumed, sessions, tls) = preconnect(&client, server.addr, None);
+        let (resumed, sessions, tls) = greeted(&client, server.addr, None);
         drop(tls);
         assert!(!resumed);
         server.accepted();
         let session = sessions.last().unwrap().clone();
         for _ in 0..2 {
-            let (resumed, sessions, tls) = preconnect(&client, server.addr, Some(&copy(&session)));
+            let (resumed, sessions, tls) = greeted(&client, server.addr, Some(&copy(&session)));
             drop(tls);
             server.accepted();
             assert!(resumed, "{version:?}: {:?}", server.cache.stats());
@@ -129,14 +111,9 @@ fn a_fatal_alert_removes_the_session() {
         Ending::GreetAndReadToEof,
     );
     let client = Client::new(TLS12);
-    let (_, sessions, mut tls) = preconnect(&client, server.addr, None);
+    let (_, sessions, mut tls) = greeted(&client, server.addr, None);
     // A record whose authentication cannot verify: a fatal bad_record_mac.
-    let mut record = vec![0x17, 0x03, 0x03, 0x00, 0x40];
-    record.extend_from_slice(&[0x5a; 0x40]);
-    tls.get_mut().write_all(&record).unwrap();
-    let mut rest = Vec::new();
-    let _ = tls.get_mut().read_to_end(&mut rest);
-    assert!(!rest.is_empty(), "the server sent no alert");
+    send_corrupt_record(&mut tls);
     server.accepted();
     let session = sessions.last().unwrap();
     let key = SessionKey::from_slices(Protocol::Tls12, b"async-alert", session.id()).unwrap();

@@ -247,29 +247,51 @@ impl Client {
     /// Connects, offering `session` if given; sends a line, reads the
     /// answer to the end.
     pub fn connect(&self, addr: SocketAddr, session: Option<&SslSession>) -> Connected {
-        self.received.lock().unwrap().clear();
-        let stream = TcpStream::connect(addr).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .unwrap();
-        stream.set_nodelay(true).unwrap();
-        let mut ssl = Ssl::new(&self.ctx).unwrap();
-        ssl.set_hostname("localhost").unwrap();
-        if let Some(s) = session {
-            // SAFETY: the session comes from a context of the same method.
-            unsafe { ssl.set_session(s).unwrap() };
-        }
-        let mut tls = ssl.connect(stream).unwrap();
+        let mut tls = self.handshake(addr, session);
         tls.write_all(b"hello\n").unwrap();
         let mut response = String::new();
         tls.read_to_string(&mut response).unwrap();
         let resumed = tls.ssl().session_reused();
         let _ = tls.shutdown();
-        let sessions = std::mem::take(&mut *self.received.lock().unwrap());
+        let sessions = self.received();
         Connected {
             resumed,
             sessions,
             response,
         }
     }
+}
+
+/// Client: handshake (offering `offer`), read the server's greeting line
+/// (and with it the TLS 1.3 tickets). Returns whether it resumed, copies of
+/// the sessions received (the client's OpenSSL marks its own objects not
+/// resumable when a connection is dropped without close_notify) and the
+/// open stream: dropping it closes TCP without close_notify — a preconnect,
+/// a health check.
+pub fn greeted(
+    client: &Client,
+    addr: SocketAddr,
+    offer: Option<&SslSession>,
+) -> (bool, Vec<SslSession>, openssl::ssl::SslStream<TcpStream>) {
+    let tls = client.handshake(addr, offer);
+    let mut reader = BufReader::new(tls);
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    assert_eq!(line, "hello\n");
+    let tls = reader.into_inner();
+    let sessions = client.received().iter().map(copy).collect();
+    (tls.ssl().session_reused(), sessions, tls)
+}
+
+/// An application-data record whose authentication cannot verify, written
+/// under the TLS layer of `tls`: the server answers with a fatal
+/// bad_record_mac alert. Returns what the server sent back (the alert).
+pub fn send_corrupt_record(tls: &mut openssl::ssl::SslStream<TcpStream>) -> Vec<u8> {
+    let mut record = vec![0x17, 0x03, 0x03, 0x00, 0x40];
+    record.extend_from_slice(&[0x5a; 0x40]);
+    tls.get_mut().write_all(&record).unwrap();
+    let mut rest = Vec::new();
+    let _ = tls.get_mut().read_to_end(&mut rest);
+    assert!(!rest.is_empty(), "the server sent no alert");
+    rest
 }

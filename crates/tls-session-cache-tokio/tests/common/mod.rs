@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 #[allow(unused_imports)]
-pub use blocking::{Client, copy};
+pub use blocking::{Client, copy, greeted, send_corrupt_record};
 use openssl::ssl::{Ssl, SslContext, SslContextBuilder};
 use tls_session_cache_tokio::{AsyncSessionCache, AsyncSessionCacheBuilder};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
