@@ -115,6 +115,11 @@ fn a_fatal_alert_removes_the_session() {
     // A record whose authentication cannot verify: a fatal bad_record_mac.
     send_corrupt_record(&mut tls);
     server.accepted();
+    // The removal is queued to the store's writer: wait for it.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(server.cache.flush());
     let session = sessions.last().unwrap();
     let key = SessionKey::from_slices(Protocol::Tls12, b"async-alert", session.id()).unwrap();
     let stats = server.cache.stats();
