@@ -60,9 +60,17 @@ fn exact_version(source: Source) -> String {
             .and_then(|s| s.split_whitespace().nth(1).map(str::to_string))
             .map(|v| format!("{v} (system)"))
             .unwrap_or_else(|| "system".into()),
-        Source::Src111 => openssl_src_111::version().to_string(),
-        Source::Src300 => openssl_src_300::version().to_string(),
-        Source::Src400 => openssl_src_400::version().to_string(),
+        Source::Src111 => from_source(openssl_src_111::version()),
+        Source::Src300 => from_source(openssl_src_300::version()),
+        Source::Src400 => from_source(openssl_src_400::version()),
+    }
+}
+
+/// `300.6.1+3.6.3` → `3.6.3 (openssl-src 300.6.1)`.
+fn from_source(crate_version: &str) -> String {
+    match crate_version.split_once('+') {
+        Some((krate, openssl)) => format!("{openssl} (openssl-src {krate})"),
+        None => crate_version.to_string(),
     }
 }
 
