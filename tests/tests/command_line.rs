@@ -111,6 +111,9 @@ fn redis_stats_are_added_without_changing_the_other_members() {
         "unknown_key",
         "dropped_writes",
         "queued_writes",
+        "fallback_lookups",
+        "fallback_hits",
+        "fallback_refused",
     ] {
         counter(&s, &format!("redis.{name}"));
     }

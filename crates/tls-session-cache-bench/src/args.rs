@@ -12,6 +12,7 @@ pub const USAGE: &str = "\
 usage: handshake-bench [--seconds S] [--rounds N] [--json FILE] [--svg FILE]
                        [--pool N] [--config C,...] [--protocol 1.2|1.3] [--no-extras]
                        [--load] [--concurrency N] [--server-threads K] [--redis-delay-ms MS]
+                       [--redis-bytes] [--redis-sessions N]
 
   --seconds S     seconds per configuration per round (default 1)
   --rounds N      interleaved rounds (default 9, at least 1)
@@ -23,6 +24,10 @@ usage: handshake-bench [--seconds S] [--rounds N] [--json FILE] [--svg FILE]
                   async-redis-slow (`load` = all four)
   --protocol P    only TLS 1.2 or only TLS 1.3 (for profiling)
   --no-extras     skip the lookup-cost and bytes-per-session measurements
+
+bytes per session in Redis (part of the extras; previous vs compact key format):
+  --redis-bytes       only this measurement: no handshakes, no other extras (~15 s)
+  --redis-sessions N  sessions stored per protocol and format (default 100000; 0 = skip)
 
 concurrent load (blocking callback vs async lookup on Redis; not in the default run):
   --load          add the four load configurations to the run (~75 s more by default)
@@ -58,6 +63,11 @@ pub struct Args {
     pub server_threads: usize,
     /// Delay added to Redis replies in the `-slow` load configurations.
     pub redis_delay: Duration,
+    /// Sessions stored per protocol and key format by the Redis
+    /// bytes-per-session measurement (0: skip it).
+    pub redis_sessions: usize,
+    /// Run only the Redis bytes-per-session measurement.
+    pub redis_bytes_only: bool,
 }
 
 impl Args {
@@ -76,6 +86,8 @@ impl Args {
             concurrency: 16,
             server_threads: 2,
             redis_delay: Duration::from_millis(1),
+            redis_sessions: 100_000,
+            redis_bytes_only: false,
         };
         let mut load_flag = false;
         let mut it = args.into_iter();
@@ -179,6 +191,14 @@ impl Args {
                         .ok_or_else(|| BenchError::Usage(format!("bad --redis-delay-ms {v}")))?;
                     a.redis_delay = Duration::from_secs_f64(ms / 1e3);
                 }
+                "--redis-bytes" => a.redis_bytes_only = true,
+                "--redis-sessions" => {
+                    let v = value()?;
+                    a.redis_sessions =
+                        v.parse().ok().filter(|n| *n <= 10_000_000).ok_or_else(|| {
+                            BenchError::Usage(format!("bad --redis-sessions {v}"))
+                        })?;
+                }
                 "-h" | "--help" => return Err(BenchError::Usage("help".into())),
                 other => return Err(BenchError::Usage(format!("unknown argument {other}"))),
             }
@@ -190,7 +210,16 @@ impl Args {
                 }
             }
         }
-        if a.configs.is_empty() && a.load.is_empty() {
+        if a.redis_bytes_only {
+            if a.redis_sessions == 0 {
+                return Err(BenchError::Usage(
+                    "--redis-bytes with --redis-sessions 0 measures nothing".into(),
+                ));
+            }
+            a.configs.clear();
+            a.load.clear();
+            a.extras = false;
+        } else if a.configs.is_empty() && a.load.is_empty() {
             return Err(BenchError::Usage("no configuration selected".into()));
         }
         Ok(a)
@@ -259,6 +288,19 @@ mod tests {
     }
 
     #[test]
+    fn redis_bytes_flags() {
+        let a = parse("").unwrap();
+        assert_eq!((a.redis_sessions, a.redis_bytes_only), (100_000, false));
+        let a = parse("--redis-bytes --redis-sessions 500").unwrap();
+        assert!(a.redis_bytes_only && a.configs.is_empty() && a.load.is_empty() && !a.extras);
+        assert_eq!(a.redis_sessions, 500);
+        assert!(matches!(
+            parse("--redis-bytes --redis-sessions 0"),
+            Err(BenchError::Usage(_))
+        ));
+    }
+
+    #[test]
     fn rejects_nonsense() {
         for bad in [
             "--seconds -1",
@@ -270,6 +312,7 @@ mod tests {
             "--server-threads 0",
             "--redis-delay-ms -1",
             "--config ,",
+            "--redis-sessions -1",
         ] {
             assert!(matches!(parse(bad), Err(BenchError::Usage(_))), "{bad}");
         }

@@ -25,6 +25,7 @@
 //! | `harvest` | real server-side session DER |
 //! | `lookup` | cost of store get/take/put, d2i, i2d |
 //! | `memory`, `alloc` | bytes per stored session (counting allocator) |
+//! | `redis_bytes` | bytes per stored session in Redis, previous vs compact key format |
 //! | `load` | the concurrent-load group: blocking callback vs async lookup on Redis |
 //!
 //! The load group (`--load`, `--config load`) has its own placement: see
@@ -40,6 +41,7 @@ mod harvest;
 mod load;
 mod lookup;
 mod memory;
+mod redis_bytes;
 mod report;
 mod run;
 mod server;
@@ -137,12 +139,14 @@ fn bench(args: &Args) -> Result<u64, BenchError> {
         "handshake-bench: {} × {} CPUs, {}; load average {load_start}",
         env[0].1, env[1].1, env[3].1
     );
-    println!(
-        "{} rounds × {:.2} s per configuration and protocol, interleaved; pool {}",
-        args.rounds,
-        args.seconds.as_secs_f64(),
-        args.pool
-    );
+    if !args.configs.is_empty() || !args.load.is_empty() {
+        println!(
+            "{} rounds × {:.2} s per configuration and protocol, interleaved; pool {}",
+            args.rounds,
+            args.seconds.as_secs_f64(),
+            args.pool
+        );
+    }
     let (cert, key) = tls_session_cache_openssl::self_signed_localhost()?;
     let id = Identity { cert, key };
 
@@ -195,8 +199,8 @@ fn bench(args: &Args) -> Result<u64, BenchError> {
     env.push(("load_average_start", load_start.clone()));
     env.push(("load_average_end", load_end.clone()));
 
-    let (mut lookups, mut memory) = (Vec::new(), Vec::new());
-    if args.extras {
+    let (mut lookups, mut memory, mut in_redis) = (Vec::new(), Vec::new(), Vec::new());
+    if args.extras || args.redis_bytes_only {
         let h = harvest::harvest(&id)?;
         let sizes: Vec<String> = h
             .sizes
@@ -207,12 +211,27 @@ fn bench(args: &Args) -> Result<u64, BenchError> {
             "server-side session DER from real handshakes: {}",
             sizes.join(", ")
         );
-        for &p in &Proto::ALL {
-            lookups.push(lookup::measure(&h, p)?);
+        if args.extras {
+            for &p in &Proto::ALL {
+                lookups.push(lookup::measure(&h, p)?);
+            }
+            for &p in &Proto::ALL {
+                for n in [100_000, 1_000_000] {
+                    memory.push(memory::measure(&h, p, n)?);
+                }
+            }
         }
-        for &p in &Proto::ALL {
-            for n in [100_000, 1_000_000] {
-                memory.push(memory::measure(&h, p, n)?);
+        if args.redis_sessions > 0 {
+            let server = redis_bytes::server_description()?;
+            println!("bytes per session in Redis: {server}");
+            env.push(("redis_bytes_server", server));
+            for &p in &Proto::ALL {
+                for format in [
+                    tls_session_cache_redis::KeyFormat::Previous,
+                    tls_session_cache_redis::KeyFormat::Compact,
+                ] {
+                    in_redis.push(redis_bytes::measure(&h, p, format, args.redis_sessions)?);
+                }
             }
         }
     }
@@ -253,10 +272,22 @@ fn bench(args: &Args) -> Result<u64, BenchError> {
         );
     }
 
+    if !in_redis.is_empty() {
+        println!(
+            "\nRedis bytes per session (INFO memory used_memory delta; sealed sessions, context {:?}):",
+            String::from_utf8_lossy(setup::CONTEXT)
+        );
+        print!("{}", report::redis_bytes_table(&in_redis));
+        println!(
+            "key, value: bytes of one name and one value; used_memory: (after − before) / sessions;\n\
+             MEMORY USAGE: Redis's estimate for one key, without its share of the hash tables."
+        );
+    }
+
     if let Some(path) = &args.json {
         std::fs::write(
             path,
-            report::json(&rows, &load_rows, &lookups, &memory, &env),
+            report::json(&rows, &load_rows, &lookups, &memory, &in_redis, &env),
         )?;
         println!("\nwrote {}", path.display());
     }

@@ -37,7 +37,7 @@ impl MemoryCost {
 }
 
 /// A distinct 32-byte session id for `i`.
-fn id(i: u64) -> [u8; 32] {
+pub(crate) fn id(i: u64) -> [u8; 32] {
     let mut id = [0u8; 32];
     let mix = i.wrapping_mul(0x9e37_79b9_7f4a_7c15);
     id[..8].copy_from_slice(&i.to_le_bytes());

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use crate::load::LoadRow;
 use crate::lookup::LookupCost;
 use crate::memory::MemoryCost;
+use crate::redis_bytes::RedisBytes;
 use crate::setup::Proto;
 use crate::summary::{Figures, Row};
 
@@ -181,6 +182,40 @@ pub fn memory_table(costs: &[MemoryCost]) -> String {
     s
 }
 
+/// The Redis bytes-per-session table: previous and compact format side by side.
+pub fn redis_bytes_table(costs: &[RedisBytes]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{:<8} {:<9} {:>9} {:>5} {:>5} {:>6} {:>12} {:>13} {:>8}",
+        "protocol",
+        "format",
+        "sessions",
+        "DER",
+        "key",
+        "value",
+        "used_memory",
+        "MEMORY USAGE",
+        "insert s"
+    );
+    for c in costs {
+        let _ = writeln!(
+            s,
+            "{:<8} {:<9} {:>9} {:>5} {:>5} {:>6} {:>12.1} {:>13} {:>8.2}",
+            c.proto.name(),
+            c.format,
+            c.sessions,
+            c.der_len,
+            c.key_len,
+            c.value_len,
+            c.per_session,
+            c.memory_usage,
+            c.insert_secs
+        );
+    }
+    s
+}
+
 /// An entry of `"results"` up to its own members: the opening brace and the
 /// members every entry has, from `"config"` to `"cache_errors"`. `ratios`
 /// are those to `internal` (rate, server CPU) and to `memory` (rate).
@@ -227,6 +262,7 @@ pub fn json(
     load: &[LoadRow],
     lookups: &[LookupCost],
     memory: &[MemoryCost],
+    in_redis: &[RedisBytes],
     environment: &[(&str, String)],
 ) -> String {
     let mut s = String::from("{\"results\":[");
@@ -305,6 +341,28 @@ pub fn json(
             num(c.overhead(), 1),
         );
     }
+    s.push_str("\n],\n\"redis_bytes_per_session\":[");
+    for (i, c) in in_redis.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        let _ = write!(
+            s,
+            concat!(
+                "\n  {{\"protocol\":{},\"format\":{},\"sessions\":{},\"der_bytes\":{},",
+                "\"key_bytes\":{},\"value_bytes\":{},\"used_memory_per_session\":{},",
+                "\"memory_usage\":{}}}"
+            ),
+            string(c.proto.name()),
+            string(c.format),
+            c.sessions,
+            c.der_len,
+            c.key_len,
+            c.value_len,
+            num(c.per_session, 1),
+            c.memory_usage,
+        );
+    }
     s.push_str("\n],\n\"environment\":{");
     for (i, (k, v)) in environment.iter().enumerate() {
         if i > 0 {
@@ -345,7 +403,7 @@ mod tests {
             cpu_ratio: None,
             ratio_to_memory: Some(1.0),
         };
-        let j = json(&[row], &[], &[], &[], &[("load", "0.5 \"x\"".into())]);
+        let j = json(&[row], &[], &[], &[], &[], &[("load", "0.5 \"x\"".into())]);
         assert!(j.starts_with("{\"results\":[\n  {\"config\":\"memory\",\"protocol\":\"TLSv1.3\",\"handshakes_per_sec\":1234.5,\"p50_us\":80.0,"), "{j}");
         assert!(j.contains("\"server_cpu_us\":40.50,"), "{j}");
         assert!(j.contains("\"server_cpu_ratio_to_internal\":null"), "{j}");
@@ -385,11 +443,11 @@ mod tests {
             refills: 0,
             settings,
         };
-        let j = json(&[], std::slice::from_ref(&row), &[], &[], &[]);
+        let j = json(&[], std::slice::from_ref(&row), &[], &[], &[], &[]);
         assert!(j.starts_with("{\"results\":[\n  {\"config\":\"async-redis-c16-slow\",\"protocol\":\"TLSv1.2\",\"handshakes_per_sec\":2000.0,\"p50_us\":7000.0,\"p99_us\":12000.0,\"server_cpu_us\":150.00,"), "{j}");
         assert!(j.contains("\"ratio_to_blocking\":1.8000,"), "{j}");
         assert!(j.contains("\"redis_delay_ms\":1.000,"), "{j}");
-        let two = json(&[], &[row.clone(), row], &[], &[], &[]);
+        let two = json(&[], &[row.clone(), row], &[], &[], &[], &[]);
         assert_eq!(two.matches("},\n  {").count(), 1, "{two}");
         assert_eq!(two.matches('{').count(), two.matches('}').count());
     }

@@ -125,3 +125,56 @@ fn load_group_short_run_is_clean() {
     // The sequential group was not run.
     assert!(!j.contains("\"config\":\"internal\""), "{j}");
 }
+
+/// The Redis bytes-per-session measurement alone (`--redis-bytes`), with
+/// few sessions: both protocols in both key formats appear in the JSON,
+/// and the compact format's names and values are the shorter ones (sizes,
+/// which are exact; no memory figure or timing is asserted).
+#[test]
+fn redis_bytes_short_run_compares_both_formats() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("bytes.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_handshake-bench"))
+        .args(["--redis-bytes", "--redis-sessions", "500"])
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let j = std::fs::read_to_string(&json).unwrap();
+    let field = |entry: &str, name: &str| -> u64 {
+        let at = entry.find(&format!("\"{name}\":")).unwrap() + name.len() + 3;
+        entry[at..]
+            .split([',', '}'])
+            .next()
+            .unwrap()
+            .parse::<f64>()
+            .unwrap() as u64
+    };
+    for proto in ["TLSv1.2", "TLSv1.3"] {
+        let entry = |format: &str| -> String {
+            let start = format!("{{\"protocol\":\"{proto}\",\"format\":\"{format}\",");
+            let at = j
+                .find(&start)
+                .unwrap_or_else(|| panic!("{proto} {format} in {j}"));
+            j[at..].split('}').next().unwrap().to_string()
+        };
+        let (old, new) = (entry("previous"), entry("compact"));
+        assert_eq!(field(&old, "sessions"), 500);
+        assert!(
+            field(&new, "key_bytes") < field(&old, "key_bytes"),
+            "{old}\n{new}"
+        );
+        assert!(
+            field(&new, "value_bytes") < field(&old, "value_bytes"),
+            "{old}\n{new}"
+        );
+        assert!(field(&new, "used_memory_per_session") > 0, "{new}");
+    }
+    assert!(
+        !j.contains("\"config\":"),
+        "no handshakes in --redis-bytes: {j}"
+    );
+}

@@ -21,8 +21,9 @@ use redis::{Cmd, FromRedisValue, RedisError};
 use tls_session_cache::{SessionKey, StoreError, StoreStats, StoredSession};
 
 use crate::breaker::CircuitState;
+use crate::naming::RedisKey;
 use crate::stats::RedisStats;
-use crate::store::{BuildError, Lookup, PutPlan, RedisStoreBuilder, Shared};
+use crate::store::{BuildError, Lookup, Name, PutPlan, RedisStoreBuilder, Shared};
 
 impl RedisStoreBuilder {
     /// Builds an [`AsyncRedisStore`] with these settings. Like
@@ -108,8 +109,9 @@ impl AsyncRedisStore {
         self.shared.settle(result)
     }
 
-    async fn del(&self, rkey: &str) -> Result<bool, StoreError> {
-        let n: i64 = self.call(redis::cmd("DEL").arg(rkey)).await?;
+    /// `DEL` of every name in `names` (one command: standalone Redis only).
+    async fn del(&self, names: &[RedisKey]) -> Result<bool, StoreError> {
+        let n: i64 = self.call(redis::cmd("DEL").arg(names)).await?;
         Ok(n > 0)
     }
 
@@ -118,11 +120,21 @@ impl AsyncRedisStore {
         key: &SessionKey,
         command: Lookup,
     ) -> Result<Option<StoredSession>, StoreError> {
-        let rkey = self.shared.redis_key(key);
-        let value: Option<Vec<u8>> = self.call(redis::cmd(command.name()).arg(&rkey)).await?;
-        let found = self.shared.interpret(&rkey, key, value, command);
+        let (rkey, previous) = self.shared.lookup_names(key, command);
+        let (name, value, which) = match previous {
+            // A TLS 1.2 get with the fallback on: both names in one MGET.
+            Some(old) => {
+                let pair = self.call(redis::cmd("MGET").arg(&rkey).arg(&old)).await?;
+                self.shared.pick(rkey, old, pair)
+            }
+            None => {
+                let value = self.call(redis::cmd(command.name()).arg(&rkey)).await?;
+                (rkey, value, Name::Current)
+            }
+        };
+        let found = self.shared.interpret(&name, key, value, command, which);
         if found.delete {
-            let _ = self.del(&rkey).await;
+            let _ = self.del(std::slice::from_ref(&name)).await;
         }
         Ok(found.session)
     }
@@ -130,7 +142,7 @@ impl AsyncRedisStore {
     /// Stores `session` under `key` (`SET … PX`), replacing what was there.
     pub async fn put(&self, key: &SessionKey, session: &StoredSession) -> Result<(), StoreError> {
         match self.shared.plan_put(key, session)? {
-            PutPlan::Delete(rkey) => self.del(&rkey).await.map(|_| ()),
+            PutPlan::Delete(names) => self.del(&names).await.map(|_| ()),
             PutPlan::Set(job) => {
                 let mut cmd = redis::cmd("SET");
                 cmd.arg(&job.key).arg(&job.value).arg("PX").arg(job.px);
@@ -151,9 +163,11 @@ impl AsyncRedisStore {
         self.lookup(key, Lookup::Take).await
     }
 
-    /// Removes the session under `key` (`DEL`); returns whether one was there.
+    /// Removes the session under `key` (`DEL`, of its previous-format name
+    /// too for a TLS 1.2 key while the fallback is on); returns whether one
+    /// was there.
     pub async fn remove(&self, key: &SessionKey) -> Result<bool, StoreError> {
-        let removed = self.del(&self.shared.redis_key(key)).await?;
+        let removed = self.del(&self.shared.all_names(key)).await?;
         if removed {
             self.shared.count_removal();
         }
@@ -185,8 +199,8 @@ impl AsyncRedisStore {
         self.shared.circuit_state()
     }
 
-    /// The Redis key a session key is stored under.
-    pub fn redis_key(&self, key: &SessionKey) -> String {
+    /// The compact Redis key a session key is stored under.
+    pub fn redis_key(&self, key: &SessionKey) -> RedisKey {
         self.shared.redis_key(key)
     }
 }

@@ -38,6 +38,7 @@ use tls_session_cache::StoreError;
 
 use crate::backend::{Pool, Timeouts, admit, remaining, settle, through};
 use crate::breaker::{Breaker, CircuitState};
+use crate::naming::RedisKey;
 use crate::stats::{Counters, bump};
 
 /// Shortest time between two reloads of the slot map after a failure or
@@ -108,7 +109,7 @@ pub(crate) struct Cluster {
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Route<'a> {
     /// The master of this key's slot.
-    Key(&'a str),
+    Key(&'a RedisKey),
     /// Any master that answers (`PING`).
     Any,
 }

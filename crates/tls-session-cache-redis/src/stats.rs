@@ -23,6 +23,19 @@ pub struct RedisStats {
     pub unknown_key: u64,
     /// Write-behind puts dropped because the queue was full.
     pub dropped_writes: u64,
+    /// TLS 1.2 `get`s that asked for a session's previous-format name too
+    /// (see [`read_previous_format`](crate::RedisStoreBuilder::read_previous_format)):
+    /// on a single Redis every TLS 1.2 `get` (one `MGET`), on a cluster
+    /// every TLS 1.2 miss (a second `GET`).
+    pub fallback_lookups: u64,
+    /// Sessions found under a previous-format name (counted in the common
+    /// `hits` too). Once this stays at 0 for a session lifetime after the
+    /// last server was upgraded, turn the fallback off.
+    pub fallback_hits: u64,
+    /// Previous-format values that held a session of the other protocol (a
+    /// TLS 1.3 ticket stored by an older server under a name without a
+    /// protocol): misses, left in Redis.
+    pub fallback_refused: u64,
     /// Write-behind puts waiting in the queue now.
     pub queued_writes: u64,
 }
@@ -42,6 +55,9 @@ pub(crate) struct Counters {
     pub(crate) corrupt: AtomicU64,
     pub(crate) unknown_key: AtomicU64,
     pub(crate) dropped_writes: AtomicU64,
+    pub(crate) fallback_lookups: AtomicU64,
+    pub(crate) fallback_hits: AtomicU64,
+    pub(crate) fallback_refused: AtomicU64,
 }
 
 pub(crate) fn bump(c: &AtomicU64) {
@@ -70,6 +86,9 @@ impl Counters {
             unknown_key: self.unknown_key.load(Relaxed),
             dropped_writes: self.dropped_writes.load(Relaxed),
             queued_writes: queued,
+            fallback_lookups: self.fallback_lookups.load(Relaxed),
+            fallback_hits: self.fallback_hits.load(Relaxed),
+            fallback_refused: self.fallback_refused.load(Relaxed),
         }
     }
 }

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use redis::Cmd;
 use tls_session_cache::{
-    CachePolicy, Clock, SessionKey, SessionStore, StoreError, StoreStats, StoredSession,
+    CachePolicy, Clock, Protocol, SessionKey, SessionStore, StoreError, StoreStats, StoredSession,
     SystemClock, decode_with_limit, encode,
 };
 
@@ -13,9 +13,12 @@ use crate::backend::{Pool, Timeouts, admit, remaining, settle, through};
 use crate::breaker::{Breaker, CircuitState};
 use crate::cluster::{BreakerSettings, Cluster, Route};
 use crate::keyring::KeyRing;
-use crate::naming::{DEFAULT_PREFIX, redis_key, valid_prefix};
-use crate::seal::{OpenError, open, seal};
+use crate::naming::{
+    DEFAULT_PREFIX, KeyFormat, RedisKey, previous_redis_key, redis_key, valid_prefix,
+};
+use crate::seal::{OpenError, SEAL_V1, SEAL_V2, open, seal};
 use crate::stats::{Counters, RedisStats, bump};
+use crate::value;
 use crate::writer::{Job, Pending, Writer};
 
 /// Why a [`RedisStore`] could not be built. Building never connects:
@@ -54,6 +57,14 @@ pub enum BuildError {
     /// A write-behind queue of length zero.
     #[error("the write-behind queue length must be at least 1")]
     ZeroQueue,
+    /// [`KeyFormat::Previous`] was chosen for writing with
+    /// [`read_previous_format`](RedisStoreBuilder::read_previous_format)
+    /// off: the store would not find the sessions it stores.
+    #[error(
+        "write_format(KeyFormat::Previous) needs read_previous_format(true): \
+         the store would not find the sessions it stores"
+    )]
+    PreviousFormatUnread,
     /// The async store ([`RedisStoreBuilder::build_async`]) supports
     /// standalone Redis only.
     #[error("the async Redis store does not support Redis Cluster yet")]
@@ -82,6 +93,8 @@ pub struct RedisStoreBuilder {
     write_behind: Option<usize>,
     max_session_size: usize,
     clock: Arc<dyn Clock>,
+    write_format: KeyFormat,
+    read_previous: bool,
 }
 
 impl std::fmt::Debug for RedisStoreBuilder {
@@ -91,6 +104,8 @@ impl std::fmt::Debug for RedisStoreBuilder {
             .field("keys", &self.keys)
             .field("plaintext", &self.plaintext)
             .field("timeouts", &self.timeouts)
+            .field("write_format", &self.write_format)
+            .field("read_previous", &self.read_previous)
             .finish_non_exhaustive()
     }
 }
@@ -176,6 +191,46 @@ impl RedisStoreBuilder {
         self.clock = Arc::new(clock);
         self
     }
+    /// Whether a TLS 1.2 `get` that misses also looks under the session's
+    /// previous-format name (`{prefix}:{hex(context)}:{{hex(id)}}`, see
+    /// [`naming`](crate::naming)) — **on by default**, so that a fleet
+    /// upgrading one server at a time keeps resuming the TLS 1.2 sessions
+    /// its older servers stored.
+    ///
+    /// **Turn it off once every server runs this version and one session
+    /// lifetime has passed**: by then no previous-format session is left,
+    /// and the fallback only costs. What it costs: on a single Redis, the
+    /// two names are asked for in one `MGET` (no extra round trip; Redis
+    /// looks up one more key per TLS 1.2 `get`); on a Redis Cluster, where
+    /// the two names are in different slots, a second `GET` after every
+    /// TLS 1.2 miss — one more round trip before the full handshake.
+    /// [`RedisStats::fallback_lookups`] and [`RedisStats::fallback_hits`]
+    /// show whether it still finds anything.
+    ///
+    /// Only TLS 1.2 `get`s fall back. A previous-format name has no
+    /// protocol, so a TLS 1.3 `take` (`GETDEL`) of it could consume a
+    /// TLS 1.2 session; TLS 1.3 tickets stored by older servers are
+    /// therefore not found, and resume as full handshakes during the
+    /// upgrade. A previous-format value must hold a TLS 1.2 session, or it
+    /// is refused (a miss, counted in [`RedisStats::fallback_refused`],
+    /// left in place). `remove` of a TLS 1.2 session deletes both names.
+    /// With the fallback off, previous-format names are neither read nor
+    /// deleted.
+    pub fn read_previous_format(mut self, on: bool) -> Self {
+        self.read_previous = on;
+        self
+    }
+    /// The key names `put` writes (default [`KeyFormat::Compact`]).
+    ///
+    /// [`KeyFormat::Previous`] writes reusable TLS 1.2 sessions the way
+    /// servers before this version did, so that servers not yet upgraded
+    /// resume them: the first step of a two-step upgrade (every server to
+    /// this version writing `Previous`, then every server to `Compact`).
+    /// It needs [`read_previous_format`](Self::read_previous_format) on.
+    pub fn write_format(mut self, format: KeyFormat) -> Self {
+        self.write_format = format;
+        self
+    }
 
     #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
     pub(crate) fn connect_timeout_value(&self) -> Duration {
@@ -217,6 +272,9 @@ impl RedisStoreBuilder {
         };
         if !valid_prefix(&self.prefix) {
             return Err(BuildError::Prefix(self.prefix));
+        }
+        if self.write_format == KeyFormat::Previous && !self.read_previous {
+            return Err(BuildError::PreviousFormatUnread);
         }
         let t = self.timeouts;
         if t.connect.is_zero() || t.read.is_zero() || t.write.is_zero() {
@@ -261,12 +319,14 @@ impl RedisStoreBuilder {
             clock: self.clock,
             max_session_size: self.max_session_size,
             budget: t.budget(),
+            write_format: self.write_format,
+            read_previous: self.read_previous,
         });
         Ok((shared, standalone))
     }
 }
 
-/// Why a value read from Redis cannot be used. Neither kind is deleted:
+/// Why a value read from Redis cannot be used. No kind is deleted:
 /// see [`Shared::interpret`].
 enum Unusable {
     /// Sealed under a key id this ring does not hold — likely by a server
@@ -275,6 +335,18 @@ enum Unusable {
     /// Did not open (tampered, moved, or sealed under another key that
     /// shares a key id with one of ours), or not an envelope.
     Corrupt(String),
+    /// Under a previous-format name (no protocol in it): a session of the
+    /// other protocol with the same context and id.
+    OtherProtocol(Protocol),
+}
+
+/// Which of a session's names a value was read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Name {
+    /// The compact name (the format this version writes).
+    Current,
+    /// The previous-format name (a TLS 1.2 `get`'s fallback).
+    Previous,
 }
 
 /// Where the store's connections go.
@@ -303,6 +375,10 @@ pub(crate) struct Shared {
     max_session_size: usize,
     /// The most one call may take (see `backend`).
     budget: Duration,
+    /// What `put` writes.
+    write_format: KeyFormat,
+    /// Whether TLS 1.2 `get`s fall back to previous-format names.
+    read_previous: bool,
 }
 
 impl Shared {
@@ -316,7 +392,7 @@ impl Shared {
     fn call<T: redis::FromRedisValue>(
         &self,
         cmd: &Cmd,
-        key: Option<&str>,
+        key: Option<&RedisKey>,
         deadline: Instant,
     ) -> Result<T, StoreError> {
         match &self.redis {
@@ -356,45 +432,138 @@ impl Shared {
     }
 
     /// `DEL key`: whether there was a value.
-    pub(crate) fn del(&self, key: &str, deadline: Instant) -> Result<bool, StoreError> {
+    pub(crate) fn del(&self, key: &RedisKey, deadline: Instant) -> Result<bool, StoreError> {
         let n: i64 = self.call(redis::cmd("DEL").arg(key), Some(key), deadline)?;
         Ok(n > 0)
     }
 
-    fn seal(&self, redis_key: &str, envelope: Vec<u8>) -> Result<Vec<u8>, StoreError> {
+    /// Deletes every name in `names`: whether any held a value. One `DEL`
+    /// on a single Redis; one per name on a cluster, where a session's
+    /// names are in different slots.
+    fn del_all(&self, names: &[RedisKey], deadline: Instant) -> Result<bool, StoreError> {
+        match (&self.redis, names) {
+            (_, [name]) => self.del(name, deadline),
+            (Backend::Single(_), _) => {
+                let n: i64 = self.call(redis::cmd("DEL").arg(names), None, deadline)?;
+                Ok(n > 0)
+            }
+            (Backend::Cluster(_), _) => {
+                let mut found = false;
+                for name in names {
+                    found |= self.del(name, deadline)?;
+                }
+                Ok(found)
+            }
+        }
+    }
+
+    /// Reads a TLS 1.2 session's `current` name and, failing that, its
+    /// `previous` one: one `MGET` on a single Redis, a `GET` and (on a
+    /// miss) a second `GET` on a cluster. Returns the name the answer is
+    /// for.
+    fn get_either(
+        &self,
+        current: RedisKey,
+        previous: RedisKey,
+        deadline: Instant,
+    ) -> Result<(RedisKey, Option<Vec<u8>>, Name), StoreError> {
+        if let Backend::Single(_) = &self.redis {
+            let mut cmd = redis::cmd("MGET");
+            cmd.arg(&current).arg(&previous);
+            let pair = self.call(&cmd, None, deadline)?;
+            return Ok(self.pick(current, previous, pair));
+        }
+        let value: Option<Vec<u8>> =
+            self.call(redis::cmd("GET").arg(&current), Some(&current), deadline)?;
+        if value.is_some() {
+            return Ok((current, value, Name::Current));
+        }
+        bump(&self.counters.fallback_lookups);
+        let old = self.call(redis::cmd("GET").arg(&previous), Some(&previous), deadline)?;
+        Ok((previous, old, Name::Previous))
+    }
+
+    /// Which answer of an `MGET current previous` counts: the current
+    /// name's, when it holds a value (it is the newer format), else the
+    /// previous name's.
+    pub(crate) fn pick(
+        &self,
+        current: RedisKey,
+        previous: RedisKey,
+        (new, old): (Option<Vec<u8>>, Option<Vec<u8>>),
+    ) -> (RedisKey, Option<Vec<u8>>, Name) {
+        bump(&self.counters.fallback_lookups);
+        match new {
+            Some(v) => (current, Some(v), Name::Current),
+            None => (previous, old, Name::Previous),
+        }
+    }
+
+    /// Seals `key`'s `session` for storage under `redis_key`: seal version 2
+    /// over the key-less envelope under a compact name, version 1 over the
+    /// full envelope under a previous-format name (what older servers open)
+    /// or when the envelope's layout is not one [`value::strip`] knows.
+    fn seal(
+        &self,
+        redis_key: &RedisKey,
+        key: &SessionKey,
+        session: &StoredSession,
+        name: Name,
+    ) -> Result<Vec<u8>, StoreError> {
+        let envelope = encode(key, session);
         match &self.sealing {
-            Sealing::Sealed(ring) => seal(ring, redis_key.as_bytes(), &envelope)
-                .map_err(|e| StoreError::Backend(Box::new(e))),
+            Sealing::Sealed(ring) => {
+                let compact = match name {
+                    Name::Current => value::strip(&envelope, key),
+                    Name::Previous => None,
+                };
+                match compact {
+                    Some(stripped) => seal(ring, SEAL_V2, redis_key, &stripped),
+                    None => seal(ring, SEAL_V1, redis_key, &envelope),
+                }
+                .map_err(|e| StoreError::Backend(Box::new(e)))
+            }
             Sealing::Plaintext => Ok(envelope),
         }
     }
 
-    /// Opens, decodes and checks a value read from `redis_key`.
+    /// Opens, decodes and checks a value read from `redis_key`, one of
+    /// `key`'s names.
     fn unseal(
         &self,
-        redis_key: &str,
+        redis_key: &RedisKey,
         key: &SessionKey,
         value: &[u8],
+        name: Name,
     ) -> Result<StoredSession, Unusable> {
-        let plain;
+        let corrupt = |e: &dyn std::fmt::Display| Unusable::Corrupt(e.to_string());
         let envelope = match &self.sealing {
             Sealing::Sealed(ring) => {
-                plain = open(ring, redis_key.as_bytes(), value).map_err(|e| match e {
+                let opened = open(ring, redis_key, value).map_err(|e| match e {
                     OpenError::UnknownKey(_) => Unusable::UnknownKey(e.to_string()),
-                    _ => Unusable::Corrupt(e.to_string()),
+                    _ => corrupt(&e),
                 })?;
-                &plain[..]
+                if opened.version == SEAL_V2 {
+                    value::restore(&opened.plain, key).map_err(|e| corrupt(&e))?
+                } else {
+                    opened.plain
+                }
             }
-            Sealing::Plaintext => value,
+            Sealing::Plaintext => value.to_vec(),
         };
-        let (found, session) = decode_with_limit(envelope, self.max_session_size)
-            .map_err(|e| Unusable::Corrupt(e.to_string()))?;
-        if found != *key {
-            return Err(Unusable::Corrupt(format!(
-                "value holds the session of {found}, not of {key}"
-            )));
+        let (found, session) =
+            decode_with_limit(&envelope, self.max_session_size).map_err(|e| corrupt(&e))?;
+        if found == *key {
+            return Ok(session);
         }
-        Ok(session)
+        // A previous-format name serves both protocols: the other one's
+        // session under it is a stranger, not a corruption.
+        if name == Name::Previous && found.context == key.context && found.id == key.id {
+            return Err(Unusable::OtherProtocol(found.protocol));
+        }
+        Err(Unusable::Corrupt(format!(
+            "value holds the session of {found}, not of {key}"
+        )))
     }
 }
 
@@ -404,6 +573,12 @@ impl Shared {
 ///   session is not stored; the key is deleted instead).
 /// * `get` = `GET`; `take` = `GETDEL`, atomic in Redis, so a TLS 1.3
 ///   ticket resumes once across the whole fleet; `remove` = `DEL`.
+/// * Keys are the compact binary names of [`naming`](crate::naming).
+///   While [`read_previous_format`](RedisStoreBuilder::read_previous_format)
+///   is on (the default), a TLS 1.2 `get` also finds a session stored
+///   under its previous-format name by a server before this version
+///   (`MGET` of both names on a single Redis, a second `GET` after a miss
+///   on a cluster), and `remove` of a TLS 1.2 session deletes both names.
 /// * With [write-behind](RedisStoreBuilder::write_behind), operations on
 ///   one key still take effect in the order they were issued.
 /// * Values are sealed (see the [sealing](crate#sealing) section). A value
@@ -468,6 +643,8 @@ impl RedisStore {
             write_behind: None,
             max_session_size: CachePolicy::DEFAULT_MAX_SESSION_SIZE,
             clock: Arc::new(SystemClock),
+            write_format: KeyFormat::Compact,
+            read_previous: true,
         }
     }
 
@@ -486,8 +663,11 @@ impl RedisStore {
     /// The default connect, read and write timeout: 50 ms.
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(50);
 
-    /// The Redis key a session key is stored under.
-    pub fn redis_key(&self, key: &SessionKey) -> String {
+    /// The compact Redis key a session key is stored under (in the
+    /// [`KeyFormat::Previous`] write format, reusable TLS 1.2 sessions go
+    /// under [`naming::previous_redis_key`](crate::naming::previous_redis_key)
+    /// instead).
+    pub fn redis_key(&self, key: &SessionKey) -> RedisKey {
         self.shared.redis_key(key)
     }
 
@@ -538,16 +718,22 @@ impl RedisStore {
         key: &SessionKey,
         command: Lookup,
     ) -> Result<Option<StoredSession>, StoreError> {
-        let rkey = self.redis_key(key);
+        let (rkey, previous) = self.shared.lookup_names(key, command);
         let deadline = self.shared.deadline();
         if let Some(writer) = &self.writer {
             // Per-key order: a put still queued is the newest value.
             match command {
-                Lookup::Get => match writer.peek(&rkey) {
-                    Pending::Put(session) => return Ok(self.shared.answer_pending(session)),
-                    Pending::Removed => return Ok(self.shared.answer_pending_removal()),
-                    Pending::Nothing => {}
-                },
+                Lookup::Get => {
+                    for name in std::iter::once(&rkey).chain(&previous) {
+                        match writer.peek(name) {
+                            Pending::Put(session) => {
+                                return Ok(self.shared.answer_pending(session));
+                            }
+                            Pending::Removed => return Ok(self.shared.answer_pending_removal()),
+                            Pending::Nothing => {}
+                        }
+                    }
+                }
                 Lookup::Take => {
                     if let Some(session) = writer.withdraw(&rkey).queued {
                         // Never sent: whatever Redis holds under the key is
@@ -558,14 +744,22 @@ impl RedisStore {
                 }
             }
         }
-        let value: Option<Vec<u8>> =
-            self.shared
-                .call(redis::cmd(command.name()).arg(&rkey), Some(&rkey), deadline)?;
-        let found = self.shared.interpret(&rkey, key, value, command);
+        let (name, value, which) = match previous {
+            Some(old) => self.shared.get_either(rkey, old, deadline)?,
+            None => {
+                let value = self.shared.call(
+                    redis::cmd(command.name()).arg(&rkey),
+                    Some(&rkey),
+                    deadline,
+                )?;
+                (rkey, value, Name::Current)
+            }
+        };
+        let found = self.shared.interpret(&name, key, value, command, which);
         // Clean-up only (Redis expires the key anyway): within what is
         // left of this call's budget, or not at all.
         if found.delete && remaining(deadline).is_ok() {
-            let _ = self.shared.del(&rkey, deadline);
+            let _ = self.shared.del(&name, deadline);
         }
         Ok(found.session)
     }
@@ -601,19 +795,45 @@ pub(crate) struct Found {
 pub(crate) enum PutPlan {
     /// `SET key value PX ms`.
     Set(Job),
-    /// The session had already expired: `DEL key` instead.
-    Delete(String),
+    /// The session had already expired: `DEL` of the key's names instead.
+    Delete(Vec<RedisKey>),
 }
 
 impl Shared {
-    /// Interprets a lookup's reply under `rkey`: opens, decodes, checks the
-    /// key and the expiry, and counts.
+    /// The names a lookup asks for: the compact name, and for a TLS 1.2
+    /// `get` with the fallback on, the previous-format name.
+    pub(crate) fn lookup_names(
+        &self,
+        key: &SessionKey,
+        command: Lookup,
+    ) -> (RedisKey, Option<RedisKey>) {
+        let previous =
+            (self.read_previous && command == Lookup::Get && key.protocol == Protocol::Tls12)
+                .then(|| previous_redis_key(&self.prefix, key));
+        (self.redis_key(key), previous)
+    }
+
+    /// Every name `remove` deletes: the compact name, and for a TLS 1.2 key
+    /// with the fallback on, the previous-format name. (A TLS 1.3 key's
+    /// previous-format name is never read by this version, and may hold a
+    /// TLS 1.2 session of the same id: not ours to delete.)
+    pub(crate) fn all_names(&self, key: &SessionKey) -> Vec<RedisKey> {
+        let mut names = vec![self.redis_key(key)];
+        if self.read_previous && key.protocol == Protocol::Tls12 {
+            names.push(previous_redis_key(&self.prefix, key));
+        }
+        names
+    }
+
+    /// Interprets a lookup's reply under `rkey`, `key`'s `name`: opens,
+    /// decodes, checks the key and the expiry, and counts.
     pub(crate) fn interpret(
         &self,
-        rkey: &str,
+        rkey: &RedisKey,
         key: &SessionKey,
         value: Option<Vec<u8>>,
         command: Lookup,
+        name: Name,
     ) -> Found {
         let c = &self.counters;
         let Some(value) = value else {
@@ -624,7 +844,7 @@ impl Shared {
             };
         };
         let consumed = command == Lookup::Take;
-        match self.unseal(rkey, key, &value) {
+        match self.unseal(rkey, key, &value, name) {
             Ok(session) if session.is_expired(self.clock.now()) => {
                 // Redis's TTL is only a clean-up hint; the sealed expiry rules.
                 bump(&c.expirations);
@@ -636,8 +856,26 @@ impl Shared {
             }
             Ok(session) => {
                 bump(&c.hits);
+                if name == Name::Previous {
+                    bump(&c.fallback_hits);
+                }
                 Found {
                     session: Some(session),
+                    delete: false,
+                }
+            }
+            // Left in place: it may be a TLS 1.3 ticket an older server
+            // stored, which older servers still resume.
+            Err(Unusable::OtherProtocol(found)) => {
+                bump(&c.fallback_refused);
+                bump(&c.misses);
+                log::debug!(
+                    "redis session store: {rkey} holds a {} session, not a {} one: not used",
+                    found.as_str(),
+                    key.protocol.as_str()
+                );
+                Found {
+                    session: None,
                     delete: false,
                 }
             }
@@ -683,15 +921,28 @@ impl Shared {
                 limit: self.max_session_size,
             });
         }
-        let rkey = redis_key(&self.prefix, key);
         let now = self.clock.now();
         if session.is_expired(now) {
             // Not stored; whatever was under the key is replaced by nothing.
             bump(&c.expirations);
-            return Ok(PutPlan::Delete(rkey));
+            return Ok(PutPlan::Delete(self.all_names(key)));
         }
+        // Only reusable TLS 1.2 sessions ever go under a previous-format
+        // name: those are looked up by `get`, which falls back to it.
+        let name = if self.write_format == KeyFormat::Previous
+            && key.protocol == Protocol::Tls12
+            && !session.single_use
+        {
+            Name::Previous
+        } else {
+            Name::Current
+        };
+        let rkey = match name {
+            Name::Current => self.redis_key(key),
+            Name::Previous => previous_redis_key(&self.prefix, key),
+        };
         let px = (session.expires - now).saturating_mul(1000);
-        let value = self.seal(&rkey, encode(key, session))?;
+        let value = self.seal(&rkey, key, session, name)?;
         Ok(PutPlan::Set(Job {
             key: rkey,
             value,
@@ -699,8 +950,8 @@ impl Shared {
         }))
     }
 
-    /// The Redis key of `key`.
-    pub(crate) fn redis_key(&self, key: &SessionKey) -> String {
+    /// The compact Redis key of `key`.
+    pub(crate) fn redis_key(&self, key: &SessionKey) -> RedisKey {
         redis_key(&self.prefix, key)
     }
 
@@ -758,20 +1009,26 @@ impl Shared {
 }
 
 impl RedisStore {
-    /// `DEL` of `rkey` now, after taking back a put of it still in the
+    /// `DEL` of `names` now, after taking back puts of them still in the
     /// write-behind queue (see the `writer` module on per-key order).
     /// Whether there was a session to delete.
-    fn delete(&self, rkey: &str) -> Result<bool, StoreError> {
-        let withdrawn = self.writer.as_ref().map(|w| w.withdraw(rkey));
-        let found = self.shared.del(rkey, self.shared.deadline())?;
-        Ok(found || withdrawn.is_some_and(|w| w.queued.is_some() || w.sending))
+    fn delete(&self, names: &[RedisKey]) -> Result<bool, StoreError> {
+        let mut pending = false;
+        if let Some(writer) = &self.writer {
+            for name in names {
+                let w = writer.withdraw(name);
+                pending |= w.queued.is_some() || w.sending;
+            }
+        }
+        let found = self.shared.del_all(names, self.shared.deadline())?;
+        Ok(found || pending)
     }
 }
 
 impl SessionStore for RedisStore {
     fn put(&self, key: &SessionKey, session: &StoredSession) -> Result<(), StoreError> {
         match self.shared.plan_put(key, session)? {
-            PutPlan::Delete(rkey) => self.delete(&rkey).map(|_| ()),
+            PutPlan::Delete(names) => self.delete(&names).map(|_| ()),
             PutPlan::Set(job) => match &self.writer {
                 Some(writer) => {
                     writer.enqueue(&self.shared, job, session.clone());
@@ -791,7 +1048,7 @@ impl SessionStore for RedisStore {
     }
 
     fn remove(&self, key: &SessionKey) -> Result<bool, StoreError> {
-        let removed = self.delete(&self.redis_key(key))?;
+        let removed = self.delete(&self.shared.all_names(key))?;
         if removed {
             self.shared.count_removal();
         }

@@ -36,12 +36,13 @@ use std::time::Duration;
 
 use tls_session_cache::StoredSession;
 
+use crate::naming::RedisKey;
 use crate::stats::bump;
 use crate::store::Shared;
 
 /// One queued `SET key value PX px`.
 pub(crate) struct Job {
-    pub(crate) key: String,
+    pub(crate) key: RedisKey,
     pub(crate) value: Vec<u8>,
     pub(crate) px: u64,
 }
@@ -72,7 +73,7 @@ struct Queued {
 
 /// The put the thread is sending.
 struct Sending {
-    key: String,
+    key: RedisKey,
     session: StoredSession,
     /// Removed (or taken) meanwhile: `DEL` the key once the `SET` is answered.
     then_delete: bool,
@@ -83,8 +84,8 @@ struct Sending {
 struct State {
     /// Keys with a queued put, in the order they were first queued; the
     /// same keys as `queued`.
-    order: VecDeque<String>,
-    queued: HashMap<String, Queued>,
+    order: VecDeque<RedisKey>,
+    queued: HashMap<RedisKey, Queued>,
     sending: Option<Sending>,
     /// The store is dropped: send what is left and stop.
     closed: bool,
@@ -213,14 +214,14 @@ impl Writer {
     /// Takes back the queued put of `key`, if any, and marks its `SET`
     /// for deletion if it is being sent: for `remove`, `take` and an
     /// expired `put`, which then go to Redis themselves.
-    pub(crate) fn withdraw(&self, key: &str) -> Withdrawn {
+    pub(crate) fn withdraw(&self, key: &RedisKey) -> Withdrawn {
         let mut state = self.backlog.lock();
         let queued = state.queued.remove(key).map(|q| q.session);
         if queued.is_some() {
             state.order.retain(|k| k != key);
         }
         let sending = match &mut state.sending {
-            Some(s) if s.key == key => {
+            Some(s) if s.key == *key => {
                 s.then_delete = true;
                 true
             }
@@ -231,14 +232,14 @@ impl Writer {
     }
 
     /// What the queue holds for `key` (see [`Pending`]).
-    pub(crate) fn peek(&self, key: &str) -> Pending {
+    pub(crate) fn peek(&self, key: &RedisKey) -> Pending {
         let state = self.backlog.lock();
         if let Some(queued) = state.queued.get(key) {
             return Pending::Put(queued.session.clone());
         }
         match &state.sending {
-            Some(s) if s.key == key && s.then_delete => Pending::Removed,
-            Some(s) if s.key == key => Pending::Put(s.session.clone()),
+            Some(s) if s.key == *key && s.then_delete => Pending::Removed,
+            Some(s) if s.key == *key => Pending::Put(s.session.clone()),
             _ => Pending::Nothing,
         }
     }

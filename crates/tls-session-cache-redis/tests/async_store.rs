@@ -103,3 +103,33 @@ fn cluster_urls_are_refused_by_the_async_builder() {
         "{err}"
     );
 }
+
+#[test]
+fn async_store_falls_back_to_previous_names_for_tls12_gets_only() {
+    let redis = redis();
+    let mut con = redis.connection().unwrap();
+    let id = common::random_bytes(32);
+    let k12 = tls_session_cache::SessionKey::from_slices(Protocol::Tls12, b"svc", &id).unwrap();
+    let k13 = tls_session_cache::SessionKey::from_slices(Protocol::Tls13, b"svc", &id).unwrap();
+    let s12 = session(Protocol::Tls12, 300);
+    common::put_previous(&mut con, &k12, &s12);
+    let name = tls_session_cache_redis::naming::previous_redis_key("tls-session", &k12);
+    rt().block_on(async {
+        let store: AsyncRedisStore = builder(&redis.url()).build_async().unwrap();
+        assert_eq!(store.take(&k13).await.unwrap(), None, "TLS 1.3 take");
+        assert_eq!(store.get(&k12).await.unwrap(), Some(s12.clone()));
+        let rs = store.redis_stats();
+        assert_eq!((rs.fallback_lookups, rs.fallback_hits), (1, 1));
+        assert!(
+            store.remove(&k12).await.unwrap(),
+            "deletes the previous name"
+        );
+        let off: AsyncRedisStore = builder(&redis.url())
+            .read_previous_format(false)
+            .build_async()
+            .unwrap();
+        common::put_previous(&mut redis.connection().unwrap(), &k12, &s12);
+        assert_eq!(off.get(&k12).await.unwrap(), None);
+    });
+    assert!(common::raw_exists(&mut con, &name));
+}

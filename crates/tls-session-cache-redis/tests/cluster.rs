@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use tls_session_cache::{Protocol, SessionKey, SessionStore, StoredSession};
-use tls_session_cache_redis::{CircuitState, RedisStore};
+use tls_session_cache_redis::{CircuitState, RedisKey, RedisStore};
 use tls_session_cache_testkit::RedisCluster;
 
 #[test]
@@ -47,18 +47,19 @@ fn sessions_spread_over_shards_and_survive_a_dead_master() {
         owner.push(holders[0]);
 
         // The hash tag: the slot is the id's alone, not the context's.
-        let id_hex: String = k.id.as_bytes().iter().map(|b| format!("{b:02x}")).collect();
-        let slot: i64 = redis::cmd("CLUSTER")
-            .arg("KEYSLOT")
-            .arg(&rkey)
-            .query(&mut cons[0])
-            .unwrap();
-        let id_slot: i64 = redis::cmd("CLUSTER")
-            .arg("KEYSLOT")
-            .arg(&id_hex)
-            .query(&mut cons[0])
-            .unwrap();
-        assert_eq!(slot, id_slot);
+        let elsewhere =
+            SessionKey::from_slices(Protocol::Tls13, b"other", k.id.as_bytes()).unwrap();
+        let slot = |name: &RedisKey, con: &mut redis::Connection| -> i64 {
+            redis::cmd("CLUSTER")
+                .arg("KEYSLOT")
+                .arg(name)
+                .query(con)
+                .unwrap()
+        };
+        assert_eq!(
+            slot(&rkey, &mut cons[0]),
+            slot(&store.redis_key(&elsewhere), &mut cons[0])
+        );
     }
     let mut sizes = Vec::new();
     for (i, c) in cons.iter_mut().enumerate() {
@@ -148,7 +149,7 @@ fn cluster_builder_takes_node_urls() {
 }
 
 /// Which node (index into `cluster.nodes()`) holds each Redis key.
-fn owners(cluster: &RedisCluster, rkeys: &[String]) -> Vec<usize> {
+fn owners(cluster: &RedisCluster, rkeys: &[RedisKey]) -> Vec<usize> {
     let mut cons: Vec<redis::Connection> = cluster
         .nodes()
         .iter()
@@ -203,7 +204,7 @@ fn a_frozen_master_opens_its_own_circuit_and_the_other_shards_keep_serving() {
     for (k, s) in &sessions {
         warm.put(k, s).unwrap();
     }
-    let rkeys: Vec<String> = sessions.iter().map(|(k, _)| warm.redis_key(k)).collect();
+    let rkeys: Vec<RedisKey> = sessions.iter().map(|(k, _)| warm.redis_key(k)).collect();
     let owner = owners(&cluster, &rkeys);
     let on_frozen = owner.iter().filter(|&&o| o == 0).count();
     assert!(

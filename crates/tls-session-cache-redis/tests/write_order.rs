@@ -61,12 +61,12 @@ impl Gate {
 }
 
 impl GateProxy {
-    fn start(upstream: SocketAddr, needle: &str) -> GateProxy {
+    fn start(upstream: SocketAddr, needle: &[u8]) -> GateProxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let (held_tx, held) = mpsc::channel();
         let gate = Arc::new(Gate::default());
-        let (needle, shared) = (needle.as_bytes().to_vec(), Arc::clone(&gate));
+        let (needle, shared) = (needle.to_vec(), Arc::clone(&gate));
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { return };

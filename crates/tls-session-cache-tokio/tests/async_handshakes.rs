@@ -143,7 +143,8 @@ fn tls13_ticket_resumes_once_through_the_async_path_redis() {
     );
     // GETDEL left exactly the unused tickets in Redis.
     let mut con = redis.connection().unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut con).unwrap();
+    // Key names are binary (the id is raw), so not `String`s.
+    let keys: Vec<Vec<u8>> = redis::cmd("KEYS").arg("*").query(&mut con).unwrap();
     assert_eq!(keys.len(), 4, "{keys:?}");
 }
 

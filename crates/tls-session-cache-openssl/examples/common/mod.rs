@@ -193,7 +193,8 @@ pub fn redis_json(stats: RedisStats, circuit: CircuitState, local_hits: Option<u
         concat!(
             "{{\"timeouts\":{},\"circuit_open_rejections\":{},\"circuit_opens\":{},",
             "\"corrupt\":{},\"unknown_key\":{},\"dropped_writes\":{},",
-            "\"queued_writes\":{},\"circuit\":\"{}\""
+            "\"queued_writes\":{},\"fallback_lookups\":{},\"fallback_hits\":{},",
+            "\"fallback_refused\":{},\"circuit\":\"{}\""
         ),
         stats.timeouts,
         stats.circuit_open_rejections,
@@ -202,6 +203,9 @@ pub fn redis_json(stats: RedisStats, circuit: CircuitState, local_hits: Option<u
         stats.unknown_key,
         stats.dropped_writes,
         stats.queued_writes,
+        stats.fallback_lookups,
+        stats.fallback_hits,
+        stats.fallback_refused,
         circuit,
     );
     if let Some(n) = local_hits {
