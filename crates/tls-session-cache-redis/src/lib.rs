@@ -77,16 +77,23 @@ mod breaker;
 mod cluster;
 pub mod keyring;
 pub mod naming;
+mod ratelimit;
 mod seal;
+mod sentinel;
 pub mod stats;
 pub mod store;
+pub mod target;
 pub mod tiered;
+pub mod tls;
 mod writer;
 
 #[cfg(feature = "tokio")]
 pub use asynchronous::AsyncRedisStore;
+pub use backend::AccessDenied;
 pub use breaker::CircuitState;
 pub use keyring::{BadKeyLine, KEY_LEN, KeyRing, KeyRingError};
 pub use stats::RedisStats;
 pub use store::{BuildError, RedisStore, RedisStoreBuilder};
+pub use target::redact_url;
 pub use tiered::TieredStore;
+pub use tls::{TlsError, TlsOptions};
