@@ -582,7 +582,7 @@ impl std::fmt::Debug for RedisStore {
 }
 
 impl RedisStore {
-    /// A builder for `url` (see the [`target`](crate::target) module):
+    /// A builder for `url` (see the [`target`] module):
     ///
     /// * `redis://[USER:PASSWORD@]HOST:PORT[/DB]` (or `unix:///path`): one server;
     /// * `redis+cluster://[USER:PASSWORD@]HOST1:PORT1,HOST2:PORT2,…`: a Redis

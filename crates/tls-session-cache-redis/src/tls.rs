@@ -8,7 +8,7 @@
 //! completes the TCP handshake — holds a handshake callback forever. Here
 //! every step (TCP connect, TLS handshake, `AUTH`, `SELECT`, each command)
 //! runs under the call's deadline, as for plain TCP. Commands are still
-//! redis-rs's: [`TlsConnection`] implements its `ConnectionLike`, and
+//! redis-rs's: `TlsConnection` implements its `ConnectionLike`, and
 //! replies are read with its parser.
 //!
 //! Verification: the server's certificate must chain to the CA file given
