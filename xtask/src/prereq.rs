@@ -49,7 +49,8 @@ pub const PKG_CONFIG: Need = Need {
 pub const REDIS_SERVER: Need = Need {
     what: "redis-server",
     package: "redis-server",
-    why: "tests, interop and the bench start their own on free loopback ports",
+    why: "tests, interop and the bench start their own on free loopback ports \
+          (Debian's build also serves the TLS tests and runs Sentinel with --sentinel)",
 };
 /// `redis-cli`.
 pub const REDIS_CLI: Need = Need {

@@ -4,8 +4,10 @@
 //!
 //! ```text
 //! server [--listen 127.0.0.1:8443] [--cert PEM --key PEM]
-//!        [--store memory|redis://HOST:PORT|redis+cluster://H1:P1,H2:P2,…|tiered+redis://HOST:PORT]
+//!        [--store memory|redis://HOST:PORT|redis+cluster://H1:P1,H2:P2,…|tiered+redis://HOST:PORT
+//!                 |rediss://…|redis+sentinel://S1:P1,S2:P2/NAME|…]
 //!        [--seal-key-file PATH] [--redis-timeout-ms MS]
+//!        [--redis-ca PEM] [--redis-cert PEM --redis-key PEM] [--redis-password-file PATH]
 //!        [--lifetime SECS] [--context STR] [--tickets] [--threads N]
 //! ```
 //!
@@ -30,6 +32,16 @@
 //! * `tiered+redis://…` (or `tiered+redis+cluster://…`): a local
 //!   `MemoryStore` in front of the same Redis store (TLS 1.2 lookups are
 //!   answered locally when they can be; TLS 1.3 always goes to Redis).
+//! * `redis+sentinel://S1:P1,S2:P2/NAME`: the master Redis Sentinel names,
+//!   followed through failovers.
+//! * `rediss://…` (and `rediss+cluster://`, `rediss+sentinel://`,
+//!   `tiered+rediss://`): the same over TLS, verified against `--redis-ca`
+//!   (or the system roots), with the client certificate of `--redis-cert` /
+//!   `--redis-key` if given.
+//! * `redis://USER:PASSWORD@HOST:PORT/DB`: an ACL user. The password may
+//!   instead come from `--redis-password-file` or the environment variable
+//!   `TLS_SESSION_CACHE_REDIS_PASSWORD`; it is never logged or shown in
+//!   `/stats`. A password Redis refuses at start exits 2.
 //!
 //! A Redis that is down at start does not stop the server: it warns, and
 //! handshakes are full until Redis answers (`--redis-timeout-ms`, default
@@ -47,11 +59,11 @@ use common::{Args, IO_TIMEOUT, Logger};
 use openssl::ssl::{Ssl, SslContext, SslStream};
 use tls_session_cache::{MemoryStore, SessionStore};
 use tls_session_cache_openssl::SessionCache;
-use tls_session_cache_redis::{KeyRing, RedisStore, TieredStore};
+use tls_session_cache_redis::{KeyRing, RedisStore, TieredStore, redact_url};
 
 /// The `--store` choices in the usage line.
-const STORES: &str =
-    "memory|redis://HOST:PORT|redis+cluster://H1:P1,H2:P2,...|tiered+redis://HOST:PORT";
+const STORES: &str = "memory|redis://HOST:PORT|rediss://HOST:PORT|redis+cluster://H1:P1,H2:P2,...\
+     |redis+sentinel://S1:P1,S2:P2/NAME|tiered+redis://HOST:PORT";
 
 /// The store in use, kept beside the cache for the statistics that only
 /// the store's own type knows.
@@ -76,20 +88,15 @@ impl StoreHandle {
         ))
     }
 
-    /// Checks at start that Redis answers; a down Redis is only a warning.
-    fn check_reachable(&self, spec: &str) {
+    /// Checks at start that Redis answers; a down Redis is only a warning,
+    /// refused credentials an error.
+    fn check_reachable(&self, spec: &str) -> Result<(), String> {
         let redis = match self {
-            StoreHandle::Memory => return,
+            StoreHandle::Memory => return Ok(()),
             StoreHandle::Redis(r) => r.as_ref(),
             StoreHandle::Tiered(t) => t.remote(),
         };
-        match redis.ping() {
-            Ok(()) => log::info!("session store {spec}: connected"),
-            Err(e) => log::warn!(
-                "session store {spec} does not answer ({e}); starting anyway: handshakes are \
-                 full (no resumption) until it answers, and each failure is counted in /stats"
-            ),
-        }
+        common::startup_check(spec, redis.ping())
     }
 }
 
@@ -114,14 +121,24 @@ fn redis_store(url: &str, keys: Option<KeyRing>, args: &Args) -> Result<RedisSto
          after a restart. Give every server of a fleet the same key file.",
     )?
     .build()
-    .map_err(|e| format!("--store {url}: {e}"))
+    .map_err(|e| format!("--store {}: {e}", redact_url(url)))
 }
 
 /// The one place a store is chosen from the command line.
 fn open_store(args: &Args) -> Result<(Box<dyn SessionStore>, StoreHandle), String> {
     let spec = args.store.as_str();
     let keys = common::seal_keys(args)?;
-    let is_redis = |s: &str| s.starts_with("redis://") || s.starts_with("redis+cluster://");
+    let is_redis = |s: &str| {
+        [
+            "redis://",
+            "rediss://",
+            "redis+cluster://",
+            "rediss+cluster://",
+        ]
+        .iter()
+        .chain(&["redis+sentinel://", "rediss+sentinel://"])
+        .any(|scheme| s.starts_with(scheme))
+    };
     let opened = match spec {
         "memory" => {
             if keys.is_some() {
@@ -130,9 +147,7 @@ fn open_store(args: &Args) -> Result<(Box<dyn SessionStore>, StoreHandle), Strin
                      (sessions never leave this process)"
                 );
             }
-            if args.redis_timeout.is_some() {
-                eprintln!("server: note: --redis-timeout-ms is not used with --store memory");
-            }
+            common::note_unused_redis_flags("server", args);
             (
                 Box::new(MemoryStore::default()) as Box<dyn SessionStore>,
                 StoreHandle::Memory,
@@ -156,12 +171,14 @@ fn open_store(args: &Args) -> Result<(Box<dyn SessionStore>, StoreHandle), Strin
         }
         s => {
             return Err(format!(
-                "--store {s}: expected memory, redis://HOST:PORT, \
-                 redis+cluster://HOST:PORT,HOST:PORT,… or tiered+redis://HOST:PORT"
+                "--store {}: expected memory, redis://HOST:PORT, rediss://HOST:PORT, \
+                 redis+cluster://HOST:PORT,HOST:PORT,…, redis+sentinel://HOST:PORT,…/NAME \
+                 or tiered+redis://HOST:PORT",
+                redact_url(s)
             ));
         }
     };
-    opened.1.check_reachable(spec);
+    opened.1.check_reachable(spec)?;
     Ok(opened)
 }
 

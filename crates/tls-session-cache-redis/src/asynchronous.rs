@@ -1,29 +1,47 @@
 //! [`AsyncRedisStore`]: the same store for tokio servers, on redis-rs's
-//! multiplexed, self-reconnecting `ConnectionManager` (feature `tokio`).
+//! multiplexed connection (feature `tokio`).
 //!
 //! It shares everything but the connection with [`RedisStore`]: the
 //! builder, the key names, the sealing, the expiry checks, the counters and
 //! the circuit breaker are the same code. Every call is bounded by
-//! `tokio::time::timeout` (connect + write + read timeouts), so a frozen
-//! Redis costs a lookup one timeout and never an executor thread; after
-//! `threshold` consecutive failures the breaker refuses calls at once.
+//! `tokio::time::timeout` (connect + write + read timeouts, the connection,
+//! TLS handshake and `AUTH` included), so a frozen Redis costs a lookup one
+//! timeout and never an executor thread; after `threshold` consecutive
+//! failures the breaker refuses calls at once.
 //!
-//! Standalone Redis only (`redis://…`): a cluster URL is refused with
-//! [`BuildError::AsyncCluster`].
+//! One multiplexed connection is shared by every call; it is opened by the
+//! first call (one at a time: the others wait for it, within their own
+//! budget) and dropped after a call finds Redis gone, slow or demoted, so
+//! the next call opens a fresh one. TLS (`rediss://`) is rust-openssl
+//! through tokio-openssl, with the same settings and checks as the blocking
+//! store (see the `tls` module).
+//!
+//! Standalone Redis (`redis://`, `rediss://`) and Sentinel
+//! (`redis+sentinel://`, `rediss+sentinel://`: the master's address is
+//! asked of the sentinels as the blocking store does, see the `sentinel`
+//! module). A cluster URL is refused with [`BuildError::AsyncCluster`].
 //!
 //! [`RedisStore`]: crate::RedisStore
 
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Cmd, FromRedisValue, RedisError};
+use redis::aio::MultiplexedConnection;
+use redis::{
+    AsyncConnectionConfig, Cmd, ErrorKind, FromRedisValue, RedisConnectionInfo, RedisError,
+};
 use tls_session_cache::{SessionKey, StoreError, StoreStats, StoredSession};
+use tokio::io::{AsyncRead, AsyncWrite};
 
+use crate::backend::{Dialer, is_unavailability};
 use crate::breaker::CircuitState;
 use crate::naming::RedisKey;
-use crate::stats::RedisStats;
-use crate::store::{BuildError, Lookup, Name, PutPlan, RedisStoreBuilder, Shared};
+use crate::sentinel::{Due, Watch, is_demoted, master_query, unknown_master};
+use crate::stats::{RedisStats, bump};
+use crate::store::{BuildError, Endpoints, Lookup, Name, PutPlan, RedisStoreBuilder, Shared};
+use crate::tls::handshake_failure;
 
 impl RedisStoreBuilder {
     /// Builds an [`AsyncRedisStore`] with these settings. Like
@@ -32,17 +50,127 @@ impl RedisStoreBuilder {
     /// [`write_behind`](Self::write_behind) does not apply (an async server
     /// queues its writes itself); a cluster URL is refused.
     pub fn build_async(self) -> Result<AsyncRedisStore, BuildError> {
-        let timeouts = (self.connect_timeout_value(), self.io_timeout_value());
-        let (shared, client) = self.build_shared()?;
-        let client = client.ok_or(BuildError::AsyncCluster)?;
+        let connect_timeout = self.connect_timeout_value();
+        let call_timeout = self.io_timeout_value();
+        let (shared, endpoints) = self.build_shared()?;
+        let route = match endpoints {
+            Endpoints::Single(dialer) => Route::Single(dialer),
+            Endpoints::Cluster => return Err(BuildError::AsyncCluster),
+            Endpoints::Sentinel {
+                sentinels,
+                name,
+                data,
+            } => Route::Sentinel(AsyncSentinel {
+                name,
+                sentinels,
+                data,
+                master: Mutex::new(None),
+                watch: Watch::default(),
+            }),
+        };
         Ok(AsyncRedisStore {
             shared,
-            client,
-            connect_timeout: timeouts.0,
-            call_timeout: timeouts.1,
+            route,
+            connect_timeout,
+            call_timeout,
             conn: Mutex::new(None),
+            connecting: tokio::sync::Mutex::new(()),
+            next_id: AtomicU64::new(1),
         })
     }
+}
+
+/// Where the connection goes.
+enum Route {
+    Single(Dialer),
+    Sentinel(AsyncSentinel),
+}
+
+/// A service behind Redis Sentinel: its master's address, asked of the
+/// sentinels with short-lived async connections.
+struct AsyncSentinel {
+    name: String,
+    sentinels: Vec<Dialer>,
+    /// Credentials, database and TLS for the master.
+    data: Dialer,
+    master: Mutex<Option<(String, u16)>>,
+    watch: Watch,
+}
+
+impl AsyncSentinel {
+    fn current(&self) -> Option<(String, u16)> {
+        self.master
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Asks the sentinels in turn for the master's address (the caller
+    /// bounds the time).
+    async fn ask(&self) -> Result<(String, u16), RedisError> {
+        let mut last = None;
+        for i in self.watch.order(self.sentinels.len()) {
+            let reply = async {
+                let mut con = open(&self.sentinels[i]).await?;
+                master_query(&self.name)
+                    .query_async::<Option<(String, u16)>>(&mut con)
+                    .await
+            }
+            .await;
+            match reply {
+                Ok(Some(addr)) => {
+                    self.watch.done(Some(i));
+                    return Ok(addr);
+                }
+                Ok(None) => last = Some(unknown_master(&self.name)),
+                Err(e) => {
+                    log::debug!(
+                        "redis session store: sentinel {} did not answer: {e}",
+                        self.sentinels[i].peer()
+                    );
+                    last = Some(e);
+                }
+            }
+        }
+        self.watch.done(None);
+        Err(last.unwrap_or_else(|| {
+            RedisError::from((ErrorKind::InvalidClientConfig, "no sentinel to ask"))
+        }))
+    }
+
+    /// Records `addr` as the master; whether it is a new one.
+    fn install(&self, addr: (String, u16), shared: &Shared) -> bool {
+        let mut slot = self.master.lock().unwrap_or_else(PoisonError::into_inner);
+        match &*slot {
+            Some(old) if *old == addr => return false,
+            Some(old) => {
+                bump(&shared.counters.master_changes);
+                log::warn!(
+                    "redis session store: Sentinel names a new master for {}: {}:{} (was {}:{})",
+                    self.name,
+                    addr.0,
+                    addr.1,
+                    old.0,
+                    old.1
+                );
+            }
+            None => log::info!(
+                "redis session store: Sentinel names {}:{} master of {}",
+                addr.0,
+                addr.1,
+                self.name
+            ),
+        }
+        *slot = Some(addr);
+        true
+    }
+}
+
+/// The shared connection and its generation.
+#[derive(Clone)]
+struct Held {
+    con: MultiplexedConnection,
+    id: u64,
 }
 
 /// A Redis session store for tokio: `put` / `get` / `take` / `remove` are
@@ -52,12 +180,15 @@ impl RedisStoreBuilder {
 /// each server uses).
 pub struct AsyncRedisStore {
     shared: Arc<Shared>,
-    client: redis::Client,
+    route: Route,
     connect_timeout: Duration,
     /// Longest a command may take: write + read timeouts.
     call_timeout: Duration,
-    /// Made on first use (inside the runtime); cheap to clone.
-    conn: Mutex<Option<ConnectionManager>>,
+    /// The connection every call shares, once made.
+    conn: Mutex<Option<Held>>,
+    /// Held while a connection is being made: one at a time.
+    connecting: tokio::sync::Mutex<()>,
+    next_id: AtomicU64,
 }
 
 impl std::fmt::Debug for AsyncRedisStore {
@@ -73,40 +204,188 @@ fn timed_out() -> RedisError {
     RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut))
 }
 
-impl AsyncRedisStore {
-    /// The connection manager, made on first use. `new_lazy_with_config`
-    /// does not connect: its first command does, bounded by our timeout.
-    fn connection(&self) -> Result<ConnectionManager, RedisError> {
-        let mut slot = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(c) = &*slot {
-            return Ok(c.clone());
+/// Opens a multiplexed connection with `dialer`'s address, TLS and
+/// settings (the caller bounds the time); its driver runs as a task.
+async fn open(dialer: &Dialer) -> Result<MultiplexedConnection, RedisError> {
+    let settings = dialer.settings();
+    if let Some(path) = dialer.unix_path() {
+        let stream = tokio::net::UnixStream::connect(path).await?;
+        return finish(settings, stream).await;
+    }
+    let (host, port) = dialer.tcp().ok_or_else(|| {
+        RedisError::from((ErrorKind::InvalidClientConfig, "unsupported Redis address"))
+    })?;
+    let tcp = tokio::net::TcpStream::connect((host, port)).await?;
+    tcp.set_nodelay(true)?;
+    match dialer.tls() {
+        None => finish(settings, tcp).await,
+        Some(tls) => {
+            let ssl = tls.ssl(host)?;
+            let mut stream = tokio_openssl::SslStream::new(ssl, tcp)
+                .map_err(|e| RedisError::from(std::io::Error::other(e)))?;
+            if let Err(e) = Pin::new(&mut stream).connect().await {
+                let verify = stream.ssl().verify_result();
+                return Err(handshake_failure(
+                    &format!("{host}:{port}"),
+                    &e,
+                    Some(verify),
+                ));
+            }
+            finish(settings, stream).await
         }
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.connect_timeout))
-            .set_response_timeout(Some(self.call_timeout))
-            // One reconnection attempt per failure; the breaker does the rest.
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(1))
-            .set_max_delay(self.connect_timeout);
-        let c = ConnectionManager::new_lazy_with_config(self.client.clone(), config)?;
-        *slot = Some(c.clone());
-        Ok(c)
+    }
+}
+
+/// `AUTH` and `SELECT` on `stream` (redis-rs), then the driver task.
+async fn finish<S>(
+    settings: &RedisConnectionInfo,
+    stream: S,
+) -> Result<MultiplexedConnection, RedisError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    // The store bounds every call itself.
+    let config = AsyncConnectionConfig::new().set_response_timeout(None);
+    let (con, driver) = MultiplexedConnection::new_with_config(settings, stream, config).await?;
+    tokio::spawn(driver);
+    Ok(con)
+}
+
+impl AsyncRedisStore {
+    fn held(&self) -> Option<Held> {
+        self.conn
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Drops the shared connection if it is still generation `id` (or any,
+    /// with `None`).
+    fn forget(&self, id: Option<u64>) {
+        let mut slot = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        if id.is_none() || slot.as_ref().map(|h| h.id) == id {
+            *slot = None;
+        }
+    }
+
+    /// The shared connection, made now if there is none (one caller at a
+    /// time makes it; the others wait and use it).
+    async fn connection(&self) -> Result<Held, RedisError> {
+        if let Some(h) = self.held() {
+            return Ok(h);
+        }
+        let _making = self.connecting.lock().await;
+        if let Some(h) = self.held() {
+            return Ok(h);
+        }
+        let con = match &self.route {
+            Route::Single(dialer) => open(dialer).await?,
+            Route::Sentinel(s) => {
+                let addr = match s.current() {
+                    Some(addr) => addr,
+                    None => {
+                        let addr = s.ask().await?;
+                        s.install(addr.clone(), &self.shared);
+                        addr
+                    }
+                };
+                open(&s.data.at(&addr.0, addr.1)?).await?
+            }
+        };
+        let held = Held {
+            con,
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+        };
+        *self.conn.lock().unwrap_or_else(PoisonError::into_inner) = Some(held.clone());
+        Ok(held)
+    }
+
+    /// Sentinel: asks the sentinels when a check is due (`failing`: the
+    /// circuit is open); when they name a new master, the connection to the
+    /// old one is dropped. Whether the master changed.
+    async fn recheck(&self, failing: bool) -> bool {
+        let Route::Sentinel(s) = &self.route else {
+            return false;
+        };
+        let known = s.current().is_some();
+        if s.watch.due(known, failing) != Some(Due::Recheck) {
+            return false;
+        }
+        match s.ask().await {
+            Ok(addr) => {
+                let moved = s.install(addr, &self.shared);
+                if moved {
+                    self.forget(None);
+                }
+                moved
+            }
+            Err(e) => {
+                log::debug!("redis session store: sentinels not asked again: {e}");
+                false
+            }
+        }
     }
 
     /// One command through the breaker, bounded by connect + call timeouts.
     async fn call<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StoreError> {
-        self.shared.admit()?;
-        let result = match self.connection() {
-            Ok(mut conn) => {
-                let deadline = self.connect_timeout + self.call_timeout;
-                match tokio::time::timeout(deadline, cmd.query_async::<T>(&mut conn)).await {
-                    Ok(r) => r,
-                    Err(_) => Err(timed_out()),
-                }
+        let budget = self.connect_timeout + self.call_timeout;
+        if !self.shared.breaker_admits() {
+            // Sentinel: while the circuit is open, a new master resets it.
+            let moved = matches!(self.route, Route::Sentinel(_))
+                && tokio::time::timeout(budget, self.recheck(true))
+                    .await
+                    .unwrap_or(false);
+            if !moved {
+                return self.shared.refuse();
             }
-            Err(e) => Err(e),
+            self.shared.reset_breaker();
+        }
+        let attempt = async {
+            self.recheck(false).await;
+            let mut held = self.connection().await?;
+            let result = cmd.query_async::<T>(&mut held.con).await;
+            if let Err(e) = &result
+                && (is_unavailability(e) || is_demoted(e))
+            {
+                self.lost(Some(held.id));
+            }
+            result
         };
+        let result = match tokio::time::timeout(budget, attempt).await {
+            Ok(r) => r,
+            Err(_) => {
+                self.lost(None);
+                Err(timed_out())
+            }
+        };
+        let result = result.map_err(|e| {
+            if is_demoted(&e) {
+                RedisError::from(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionRefused,
+                    format!("the master answered READONLY (demoted): {e}"),
+                ))
+            } else {
+                e
+            }
+        });
         self.shared.settle(result)
+    }
+
+    /// The connection (generation `id`, or whichever) failed: drop it, and
+    /// with Sentinel ask for the master again soon.
+    fn lost(&self, id: Option<u64>) {
+        self.forget(id);
+        if let Route::Sentinel(s) = &self.route {
+            s.watch.mark_stale();
+        }
+    }
+
+    /// Sentinel: the master in use (`host:port`), once known.
+    pub fn sentinel_master(&self) -> Option<String> {
+        match &self.route {
+            Route::Sentinel(s) => s.current().map(|(h, p)| format!("{h}:{p}")),
+            Route::Single(_) => None,
+        }
     }
 
     /// `DEL` of every name in `names` (one command: standalone Redis only).

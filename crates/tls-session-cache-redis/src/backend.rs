@@ -19,14 +19,18 @@
 //! left. So a call that must first connect (or, in a cluster, first load
 //! the slot map) still returns within one budget.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use redis::{Client, Connection, ConnectionInfo, ErrorKind, RedisError, ServerErrorKind};
+use redis::{
+    Client, Connection, ConnectionAddr, ConnectionInfo, ConnectionLike, ErrorKind,
+    RedisConnectionInfo, RedisError, ServerErrorKind,
+};
 use tls_session_cache::StoreError;
 
 use crate::breaker::Breaker;
 use crate::stats::{Counters, bump};
+use crate::tls::{Tls, TlsConnection};
 
 /// Connect, read and write timeouts of every connection.
 #[derive(Debug, Clone, Copy)]
@@ -105,15 +109,42 @@ pub(crate) fn through<T>(
 /// Asks `breaker` whether a call may go to Redis now; counts a refusal.
 pub(crate) fn admit(breaker: &Breaker, counters: &Counters) -> Result<(), StoreError> {
     if !breaker.admit() {
-        bump(&counters.circuit_open_rejections);
-        bump(&counters.errors);
-        return Err(StoreError::Unavailable("circuit open".into()));
+        return admit_refused(counters);
     }
     Ok(())
 }
 
+/// Counts a call refused by an open circuit, and its error.
+pub(crate) fn admit_refused<T>(counters: &Counters) -> Result<T, StoreError> {
+    bump(&counters.circuit_open_rejections);
+    bump(&counters.errors);
+    Err(StoreError::Unavailable("circuit open".into()))
+}
+
+/// Redis refused the credentials (`WRONGPASS`, `NOAUTH`) or the ACL
+/// user's permissions (`NOPERM`). The password is never part of it.
+#[derive(Debug, thiserror::Error)]
+#[error("Redis refused access: {detail}")]
+pub struct AccessDenied {
+    /// Redis's error, as redis-rs reports it.
+    pub detail: String,
+}
+
+/// Whether `e` is Redis refusing the credentials or the permissions.
+pub(crate) fn is_access_denied(e: &RedisError) -> bool {
+    matches!(
+        e.kind(),
+        ErrorKind::AuthenticationFailed | ErrorKind::Server(ServerErrorKind::NoPerm)
+    ) || matches!(e.code(), Some("NOAUTH" | "WRONGPASS"))
+}
+
 /// Reports a call's outcome to `breaker` and the counters, and turns a
 /// Redis error into a [`StoreError`].
+///
+/// A refused TLS handshake and refused credentials count as Redis being
+/// unavailable (the breaker opens, calls stop reaching Redis), are counted
+/// in `tls_errors` / `auth_errors`, and are logged as warnings at most once
+/// per ten seconds each.
 pub(crate) fn settle<T>(
     breaker: &Breaker,
     counters: &Counters,
@@ -127,7 +158,25 @@ pub(crate) fn settle<T>(
         }
         Err(e) => {
             bump(&counters.errors);
-            let unavailable = is_unavailability(&e);
+            let denied = is_access_denied(&e);
+            if denied {
+                bump(&counters.auth_errors);
+                if let Some(suppressed) = counters.auth_warning.admit() {
+                    log::warn!(
+                        "redis session store: {e} — check the user and password \
+                         ({suppressed} more since the last warning; counted in redis.auth_errors)"
+                    );
+                }
+            } else if crate::tls::is_handshake_failure(&e) {
+                bump(&counters.tls_errors);
+                if let Some(suppressed) = counters.tls_warning.admit() {
+                    log::warn!(
+                        "redis session store: {e} ({suppressed} more since the last warning; \
+                         counted in redis.tls_errors)"
+                    );
+                }
+            }
+            let unavailable = is_unavailability(&e) || denied;
             if unavailable {
                 if breaker.failure() {
                     bump(&counters.circuit_opens);
@@ -140,6 +189,10 @@ pub(crate) fn settle<T>(
             if e.is_timeout() {
                 bump(&counters.timeouts);
                 Err(StoreError::Timeout(budget))
+            } else if denied {
+                Err(StoreError::Backend(Box::new(AccessDenied {
+                    detail: e.to_string(),
+                })))
             } else if unavailable {
                 Err(StoreError::Unavailable(e.to_string()))
             } else {
@@ -149,17 +202,162 @@ pub(crate) fn settle<T>(
     }
 }
 
+/// How to open a connection to one Redis server.
+#[derive(Clone)]
+pub(crate) enum Dialer {
+    /// redis-rs's own connection (TCP or a Unix socket, no TLS), minus the
+    /// cosmetic `CLIENT SETINFO` commands (see [`Pool::connect`]).
+    Plain(Client),
+    /// TCP, then TLS on rust-openssl (see `tls`), every step within the
+    /// call's deadline.
+    Tls {
+        host: String,
+        port: u16,
+        settings: RedisConnectionInfo,
+        tls: Arc<Tls>,
+    },
+}
+
+impl Dialer {
+    /// A dialer for `info` (its address, credentials and database), over
+    /// TLS when `tls` is given (`info` must then be a TCP address).
+    pub(crate) fn new(info: ConnectionInfo, tls: Option<&Arc<Tls>>) -> Result<Dialer, RedisError> {
+        let settings = info.redis_settings().clone().set_skip_set_lib_name();
+        match (tls, info.addr()) {
+            (None, _) => Ok(Dialer::Plain(Client::open(
+                info.set_redis_settings(settings),
+            )?)),
+            (Some(tls), ConnectionAddr::Tcp(host, port)) => Ok(Dialer::Tls {
+                host: host.clone(),
+                port: *port,
+                settings,
+                tls: Arc::clone(tls),
+            }),
+            (Some(_), _) => Err(RedisError::from((
+                ErrorKind::InvalidClientConfig,
+                "TLS needs a TCP address (HOST:PORT)",
+            ))),
+        }
+    }
+
+    /// The same settings (credentials, database, TLS) at another address.
+    pub(crate) fn at(&self, host: &str, port: u16) -> Result<Dialer, RedisError> {
+        match self {
+            Dialer::Plain(client) => {
+                let info = client
+                    .get_connection_info()
+                    .clone()
+                    .set_addr(ConnectionAddr::Tcp(host.to_string(), port));
+                Ok(Dialer::Plain(Client::open(info)?))
+            }
+            Dialer::Tls { settings, tls, .. } => Ok(Dialer::Tls {
+                host: host.to_string(),
+                port,
+                settings: settings.clone(),
+                tls: Arc::clone(tls),
+            }),
+        }
+    }
+
+    /// The credentials and database.
+    pub(crate) fn settings(&self) -> &RedisConnectionInfo {
+        match self {
+            Dialer::Plain(client) => client.get_connection_info().redis_settings(),
+            Dialer::Tls { settings, .. } => settings,
+        }
+    }
+
+    /// `host:port` (or the socket path), for messages.
+    pub(crate) fn peer(&self) -> String {
+        match self {
+            Dialer::Plain(client) => match client.get_connection_info().addr() {
+                ConnectionAddr::Tcp(h, p)
+                | ConnectionAddr::TcpTls {
+                    host: h, port: p, ..
+                } => {
+                    format!("{h}:{p}")
+                }
+                ConnectionAddr::Unix(path) => path.display().to_string(),
+                _ => "redis".to_string(),
+            },
+            Dialer::Tls { host, port, .. } => format!("{host}:{port}"),
+        }
+    }
+
+    /// `(host, port)` of a TCP address.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn tcp(&self) -> Option<(&str, u16)> {
+        match self {
+            Dialer::Plain(client) => match client.get_connection_info().addr() {
+                ConnectionAddr::Tcp(h, p) => Some((h.as_str(), *p)),
+                _ => None,
+            },
+            Dialer::Tls { host, port, .. } => Some((host.as_str(), *port)),
+        }
+    }
+
+    /// The TLS settings, if any.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn tls(&self) -> Option<&Tls> {
+        match self {
+            Dialer::Plain(_) => None,
+            Dialer::Tls { tls, .. } => Some(tls),
+        }
+    }
+
+    /// The socket path of a Unix-socket address.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn unix_path(&self) -> Option<&std::path::Path> {
+        match self {
+            Dialer::Plain(client) => match client.get_connection_info().addr() {
+                ConnectionAddr::Unix(path) => Some(path.as_path()),
+                _ => None,
+            },
+            Dialer::Tls { .. } => None,
+        }
+    }
+}
+
+/// One open connection: redis-rs's, or ours over TLS.
+pub(crate) enum Link {
+    Plain(Connection),
+    Tls(Box<TlsConnection>),
+}
+
+impl Link {
+    fn set_read_timeout(&self, t: Duration) -> Result<(), RedisError> {
+        match self {
+            Link::Plain(c) => c.set_read_timeout(Some(t)),
+            Link::Tls(c) => c.set_read_timeout(t),
+        }
+    }
+
+    fn set_write_timeout(&self, t: Duration) -> Result<(), RedisError> {
+        match self {
+            Link::Plain(c) => c.set_write_timeout(Some(t)),
+            Link::Tls(c) => c.set_write_timeout(t),
+        }
+    }
+
+    fn inner(&mut self) -> &mut dyn ConnectionLike {
+        match self {
+            Link::Plain(c) => c,
+            Link::Tls(c) => c.as_mut(),
+        }
+    }
+}
+
 /// A pooled connection and the read timeout currently set on it.
 struct Conn {
-    con: Connection,
+    con: Link,
     read: Duration,
 }
 
 /// The pool of idle connections to one Redis server.
 pub(crate) struct Pool {
-    client: Client,
-    /// Replies a new connection waits for before it is usable (AUTH or
-    /// HELLO, SELECT).
+    dialer: Dialer,
+    /// Replies a new plain connection waits for before it is usable (AUTH
+    /// or HELLO, SELECT).
     setup_replies: u32,
     idle: Mutex<Vec<Conn>>,
     max_idle: usize,
@@ -167,24 +365,24 @@ pub(crate) struct Pool {
 }
 
 impl Pool {
-    /// A pool of connections made with `info` (minus the cosmetic
-    /// `CLIENT SETINFO` commands, see [`connect`](Self::connect)).
-    pub(crate) fn new(
-        info: ConnectionInfo,
-        max_idle: usize,
-        timeouts: Timeouts,
-    ) -> Result<Self, RedisError> {
-        let settings = info.redis_settings().clone().set_skip_set_lib_name();
+    /// A pool of connections made by `dialer`.
+    pub(crate) fn new(dialer: Dialer, max_idle: usize, timeouts: Timeouts) -> Self {
+        let settings = dialer.settings();
         let setup_replies =
             u32::from(settings.password().is_some() || settings.protocol().supports_resp3())
                 + u32::from(settings.db() != 0);
-        Ok(Pool {
-            client: Client::open(info.set_redis_settings(settings))?,
+        Pool {
+            dialer,
             setup_replies,
             idle: Mutex::new(Vec::with_capacity(max_idle)),
             max_idle,
             timeouts,
-        })
+        }
+    }
+
+    /// The dialer (address and settings) of this pool.
+    pub(crate) fn dialer(&self) -> &Dialer {
+        &self.dialer
     }
 
     /// Opens a connection within the connect timeout and the deadline.
@@ -195,13 +393,30 @@ impl Pool {
     /// SETINFO` commands (naming the client library in `CLIENT LIST`),
     /// so a frozen server cost two connect timeouts. The pool leaves them
     /// out, and splits the wait between the replies that remain (AUTH,
-    /// SELECT), so a frozen server costs at most one.
+    /// SELECT), so a frozen server costs at most one. A TLS connection runs
+    /// every step (connect, handshake, AUTH, SELECT) under one deadline.
     fn connect(&self, deadline: Instant) -> Result<Conn, RedisError> {
         let t = self.timeouts;
-        let wait = t.connect.min(remaining(deadline)?) / self.setup_replies.max(1);
-        let con = self.client.get_connection_with_timeout(wait)?;
-        con.set_read_timeout(Some(t.read))?;
-        con.set_write_timeout(Some(t.write))?;
+        let wait = t.connect.min(remaining(deadline)?);
+        let con = match &self.dialer {
+            Dialer::Plain(client) => {
+                Link::Plain(client.get_connection_with_timeout(wait / self.setup_replies.max(1))?)
+            }
+            Dialer::Tls {
+                host,
+                port,
+                settings,
+                tls,
+            } => Link::Tls(Box::new(TlsConnection::connect(
+                tls,
+                host,
+                *port,
+                settings,
+                Instant::now() + wait,
+            )?)),
+        };
+        con.set_read_timeout(t.read)?;
+        con.set_write_timeout(t.write)?;
         Ok(Conn { con, read: t.read })
     }
 
@@ -214,7 +429,7 @@ impl Pool {
     pub(crate) fn query<T>(
         &self,
         deadline: Instant,
-        request: impl Fn(&mut Connection) -> Result<T, RedisError>,
+        request: impl Fn(&mut dyn ConnectionLike) -> Result<T, RedisError>,
     ) -> Result<T, RedisError> {
         let pooled = self
             .idle
@@ -239,7 +454,7 @@ impl Pool {
         &self,
         mut conn: Conn,
         deadline: Instant,
-        request: &impl Fn(&mut Connection) -> Result<T, RedisError>,
+        request: &impl Fn(&mut dyn ConnectionLike) -> Result<T, RedisError>,
     ) -> Result<T, RedisError> {
         let result = match remaining(deadline) {
             Ok(left) => {
@@ -247,10 +462,10 @@ impl Pool {
                 // One setsockopt, only when the budget is shorter than the
                 // read timeout (after a connect) or was shortened before.
                 if read != conn.read {
-                    conn.con.set_read_timeout(Some(read))?;
+                    conn.con.set_read_timeout(read)?;
                     conn.read = read;
                 }
-                request(&mut conn.con)
+                request(conn.con.inner())
             }
             Err(e) => {
                 // Nothing was sent: the connection is as good as before.

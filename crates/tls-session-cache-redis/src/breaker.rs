@@ -96,6 +96,17 @@ impl Breaker {
         }
     }
 
+    /// Closes the circuit and forgets the back-off: the calls now go to
+    /// another server (Sentinel named a new master).
+    pub(crate) fn reset(&self) {
+        let mut g = self.lock();
+        if !matches!(g.state, State::Closed { .. }) {
+            log::info!("redis session store: circuit closed, calls go to the new master");
+        }
+        g.state = State::Closed { failures: 0 };
+        g.backoff = self.base;
+    }
+
     /// A call failed for want of Redis; returns whether the circuit opened.
     pub(crate) fn failure(&self) -> bool {
         let now = Instant::now();

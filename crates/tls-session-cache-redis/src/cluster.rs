@@ -31,12 +31,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-use redis::{
-    Client, ConnectionAddr, ConnectionInfo, ErrorKind, RedisError, ServerErrorKind, Value,
-};
+use redis::{ConnectionLike, ErrorKind, RedisError, ServerErrorKind, Value};
 use tls_session_cache::StoreError;
 
-use crate::backend::{Pool, Timeouts, admit, remaining, settle, through};
+use crate::backend::{Dialer, Pool, Timeouts, admit, remaining, settle, through};
 use crate::breaker::{Breaker, CircuitState};
 use crate::naming::RedisKey;
 use crate::stats::{Counters, bump};
@@ -93,9 +91,9 @@ struct RefreshState {
 
 /// Routing to the masters of one Redis Cluster.
 pub(crate) struct Cluster {
-    /// Settings (credentials, database, protocol) of the first seed URL;
-    /// every node is reached with them, at its own address.
-    template: ConnectionInfo,
+    /// Settings (credentials, database, TLS) of the first seed; every node
+    /// is reached with them, at its own address.
+    template: Dialer,
     seeds: Vec<(String, u16)>,
     nodes: Mutex<HashMap<String, Arc<Node>>>,
     map: RwLock<Arc<SlotMap>>,
@@ -153,42 +151,34 @@ fn routing_error(what: &'static str, detail: String) -> RedisError {
 }
 
 impl Cluster {
-    /// Routing over the seed nodes' URLs (`redis://HOST:PORT` each). Does
-    /// not connect.
+    /// Routing over the seed nodes (TCP addresses, each with the
+    /// credentials and TLS settings every node is reached with). Does not
+    /// connect.
     pub(crate) fn new(
-        urls: &[String],
+        seeds: Vec<Dialer>,
         max_idle: usize,
         timeouts: Timeouts,
         breaker: BreakerSettings,
-    ) -> Result<Cluster, (String, RedisError)> {
-        let mut template = None;
-        let mut seeds = Vec::with_capacity(urls.len());
-        for url in urls {
-            let client = Client::open(url.as_str()).map_err(|e| (url.clone(), e))?;
-            let info = client.get_connection_info().clone();
-            match info.addr() {
-                ConnectionAddr::Tcp(host, port) => seeds.push((host.clone(), *port)),
-                _ => {
-                    return Err((
-                        url.clone(),
-                        RedisError::from((
-                            ErrorKind::InvalidClientConfig,
-                            "cluster nodes must be plain TCP (redis://HOST:PORT)",
-                        )),
-                    ));
+    ) -> Result<Cluster, RedisError> {
+        let mut addrs = Vec::with_capacity(seeds.len());
+        for seed in &seeds {
+            match seed.tcp() {
+                Some((host, port)) => addrs.push((host.to_string(), port)),
+                None => {
+                    return Err(RedisError::from((
+                        ErrorKind::InvalidClientConfig,
+                        "cluster nodes must be TCP (redis://HOST:PORT)",
+                    )));
                 }
             }
-            template.get_or_insert(info);
         }
-        let template = template.ok_or_else(|| {
-            (
-                String::new(),
-                RedisError::from((ErrorKind::InvalidClientConfig, "no seed node")),
-            )
-        })?;
+        let template = seeds
+            .into_iter()
+            .next()
+            .ok_or_else(|| RedisError::from((ErrorKind::InvalidClientConfig, "no seed node")))?;
         Ok(Cluster {
             template,
-            seeds,
+            seeds: addrs,
             nodes: Mutex::new(HashMap::new()),
             map: RwLock::new(Arc::new(SlotMap::default())),
             refresh: Mutex::new(RefreshState::default()),
@@ -205,13 +195,10 @@ impl Cluster {
         if let Some(n) = nodes.get(&addr) {
             return Ok(Arc::clone(n));
         }
-        let info = self
-            .template
-            .clone()
-            .set_addr(ConnectionAddr::Tcp(host.to_string(), port));
+        let dialer = self.template.at(host, port)?;
         let b = self.breaker;
         let node = Arc::new(Node {
-            pool: Pool::new(info, self.max_idle, self.timeouts)?,
+            pool: Pool::new(dialer, self.max_idle, self.timeouts),
             breaker: Breaker::new(b.threshold, b.backoff, b.max_backoff),
             addr: addr.clone(),
         });
@@ -249,7 +236,7 @@ impl Cluster {
         budget: Duration,
         deadline: Instant,
         route: Route<'_>,
-        request: impl Fn(&mut redis::Connection) -> Result<T, RedisError>,
+        request: impl Fn(&mut dyn ConnectionLike) -> Result<T, RedisError>,
     ) -> Result<T, StoreError> {
         let map = self.ensure_map(counters, budget, deadline)?;
         let node = match route {

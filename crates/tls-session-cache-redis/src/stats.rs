@@ -4,6 +4,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use tls_session_cache::StoreStats;
 
+use crate::ratelimit::Limiter;
+
 /// Redis-specific counters, beside the common [`StoreStats`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -38,6 +40,16 @@ pub struct RedisStats {
     pub fallback_refused: u64,
     /// Write-behind puts waiting in the queue now.
     pub queued_writes: u64,
+    /// Connections refused by a failed TLS handshake (certificate not
+    /// trusted or for another name, protocol mismatch); each also counts
+    /// as Redis being unavailable.
+    pub tls_errors: u64,
+    /// Calls Redis refused for the credentials (wrong user or password) or
+    /// the ACL user's permissions (`NOPERM`); each also counts as Redis
+    /// being unavailable.
+    pub auth_errors: u64,
+    /// Sentinel only: times the master's address changed (failovers seen).
+    pub master_changes: u64,
 }
 
 #[derive(Debug, Default)]
@@ -58,6 +70,12 @@ pub(crate) struct Counters {
     pub(crate) fallback_lookups: AtomicU64,
     pub(crate) fallback_hits: AtomicU64,
     pub(crate) fallback_refused: AtomicU64,
+    pub(crate) tls_errors: AtomicU64,
+    pub(crate) auth_errors: AtomicU64,
+    pub(crate) master_changes: AtomicU64,
+    /// Rate limits of the warnings for TLS and credential failures.
+    pub(crate) tls_warning: Limiter,
+    pub(crate) auth_warning: Limiter,
 }
 
 pub(crate) fn bump(c: &AtomicU64) {
@@ -89,6 +107,9 @@ impl Counters {
             fallback_lookups: self.fallback_lookups.load(Relaxed),
             fallback_hits: self.fallback_hits.load(Relaxed),
             fallback_refused: self.fallback_refused.load(Relaxed),
+            tls_errors: self.tls_errors.load(Relaxed),
+            auth_errors: self.auth_errors.load(Relaxed),
+            master_changes: self.master_changes.load(Relaxed),
         }
     }
 }

@@ -9,7 +9,7 @@ use tls_session_cache::{
     SystemClock, decode_with_limit, encode,
 };
 
-use crate::backend::{Pool, Timeouts, admit, remaining, settle, through};
+use crate::backend::{Dialer, Pool, Timeouts, remaining, settle, through};
 use crate::breaker::{Breaker, CircuitState};
 use crate::cluster::{BreakerSettings, Cluster, Route};
 use crate::keyring::KeyRing;
@@ -17,9 +17,13 @@ use crate::naming::{
     DEFAULT_PREFIX, KeyFormat, RedisKey, previous_redis_key, redis_key, valid_prefix,
 };
 use crate::seal::{OpenError, SEAL_V1, SEAL_V2, open, seal};
+use crate::sentinel::Sentinel;
 use crate::stats::{Counters, RedisStats, bump};
+use crate::target::{self, Topology, redact_url};
+use crate::tls::{Tls, TlsError, TlsOptions};
 use crate::value;
 use crate::writer::{Job, Pending, Writer};
+use redis::ConnectionInfo;
 
 /// Why a [`RedisStore`] could not be built. Building never connects:
 /// a store whose Redis is down builds and then misses.
@@ -38,7 +42,7 @@ pub enum BuildError {
     /// A Redis URL did not parse.
     #[error("invalid Redis URL {url:?}: {source}")]
     Url {
-        /// The URL as given.
+        /// The URL as given, its password replaced by `***` ([`redact_url`]).
         url: String,
         /// The parser's complaint.
         #[source]
@@ -66,22 +70,65 @@ pub enum BuildError {
     )]
     PreviousFormatUnread,
     /// The async store ([`RedisStoreBuilder::build_async`]) supports
-    /// standalone Redis only.
+    /// standalone Redis and Sentinel only.
     #[error("the async Redis store does not support Redis Cluster yet")]
     AsyncCluster,
+    /// TLS settings were given for a URL that is not TLS (`redis://…`
+    /// instead of `rediss://…`): refused rather than silently unencrypted.
+    #[error(
+        "TLS settings given, but {url:?} is not a TLS URL; use rediss://, rediss+cluster:// \
+         or rediss+sentinel://"
+    )]
+    TlsOptionsWithoutTls {
+        /// The URL, its password replaced by `***`.
+        url: String,
+    },
+    /// The TLS settings could not be used (a file missing or malformed).
+    #[error("Redis TLS settings: {0}")]
+    Tls(#[from] TlsError),
     /// The write-behind thread could not be started.
     #[error("cannot start the write-behind thread: {0}")]
     Thread(#[source] std::io::Error),
 }
 
 enum Target {
-    Standalone(String),
-    Cluster(Vec<String>),
+    /// A store URL (see the `target` module).
+    Url(String),
+    /// Cluster seed nodes, each `redis://HOST:PORT` or `rediss://HOST:PORT`.
+    ClusterNodes(Vec<String>),
+}
+
+/// A password, never printed.
+#[derive(Clone)]
+struct Password(String);
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"***\"")
+    }
+}
+
+/// Where the async store connects (see [`RedisStoreBuilder::build_shared`]).
+#[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+pub(crate) enum Endpoints {
+    /// One server.
+    Single(Dialer),
+    /// A Redis Cluster (not supported by the async store).
+    Cluster,
+    /// The master `name` behind `sentinels`, reached with `data`'s settings.
+    Sentinel {
+        sentinels: Vec<Dialer>,
+        name: String,
+        data: Dialer,
+    },
 }
 
 /// Configures a [`RedisStore`]. See [`RedisStore::builder`].
 pub struct RedisStoreBuilder {
     target: Target,
+    tls: Option<TlsOptions>,
+    username: Option<String>,
+    password: Option<Password>,
     prefix: String,
     keys: Option<KeyRing>,
     plaintext: bool,
@@ -101,6 +148,9 @@ impl std::fmt::Debug for RedisStoreBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisStoreBuilder")
             .field("prefix", &self.prefix)
+            .field("tls", &self.tls)
+            .field("username", &self.username)
+            .field("password", &self.password)
             .field("keys", &self.keys)
             .field("plaintext", &self.plaintext)
             .field("timeouts", &self.timeouts)
@@ -111,6 +161,27 @@ impl std::fmt::Debug for RedisStoreBuilder {
 }
 
 impl RedisStoreBuilder {
+    /// TLS settings for a `rediss://` (or `rediss+cluster://`,
+    /// `rediss+sentinel://`) URL: the CA to trust, a client certificate,
+    /// the server name. A TLS URL without them verifies Redis's certificate
+    /// against the system roots; giving them with a non-TLS URL is an error
+    /// ([`BuildError::TlsOptionsWithoutTls`]).
+    pub fn tls(mut self, tls: TlsOptions) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+    /// The ACL user to authenticate as, instead of the URL's.
+    pub fn username(mut self, user: impl Into<String>) -> Self {
+        self.username = Some(user.into());
+        self
+    }
+    /// The password to authenticate with, instead of the URL's — read from
+    /// a file or the environment, say, so it need not be on a command line.
+    /// Never logged or printed (`Debug` shows `***`).
+    pub fn password(mut self, password: impl Into<String>) -> Self {
+        self.password = Some(Password(password.into()));
+        self
+    }
     /// The key prefix (default `tls-session`).
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();
@@ -256,8 +327,8 @@ impl RedisStoreBuilder {
     }
 
     /// Validates the settings and makes what the blocking and the async
-    /// store share; also returns the standalone client, if that is the target.
-    pub(crate) fn build_shared(self) -> Result<(Arc<Shared>, Option<redis::Client>), BuildError> {
+    /// store share; also returns where the async store connects.
+    pub(crate) fn build_shared(self) -> Result<(Arc<Shared>, Endpoints), BuildError> {
         let sealing = match (self.keys, self.plaintext) {
             (Some(_), true) => return Err(BuildError::ConflictingSealing),
             (None, false) => return Err(BuildError::NoSealKey),
@@ -280,34 +351,88 @@ impl RedisStoreBuilder {
         if t.connect.is_zero() || t.read.is_zero() || t.write.is_zero() {
             return Err(BuildError::ZeroTimeout);
         }
-        let mut standalone = None;
         let breaker = BreakerSettings {
             threshold: self.breaker_threshold,
             backoff: self.breaker_backoff,
             max_backoff: self.breaker_max_backoff,
         };
-        let redis = match self.target {
-            Target::Standalone(url) => match redis::Client::open(url.as_str()) {
-                Ok(client) => {
-                    let pool = Pool::new(client.get_connection_info().clone(), self.max_idle, t)
-                        .map_err(|source| BuildError::Url {
-                            url: url.clone(),
-                            source,
-                        })?;
-                    standalone = Some(client);
-                    Backend::Single(pool)
-                }
-                Err(source) => return Err(BuildError::Url { url, source }),
-            },
-            Target::Cluster(nodes) => {
+        let shown = match &self.target {
+            Target::Url(url) => redact_url(url),
+            Target::ClusterNodes(nodes) => redact_url(&nodes.join(",")),
+        };
+        let url_error = |source| BuildError::Url {
+            url: shown.clone(),
+            source,
+        };
+        let parsed = match &self.target {
+            Target::Url(url) => target::parse(url),
+            Target::ClusterNodes(nodes) => target::cluster_nodes(nodes),
+        }
+        .map_err(url_error)?;
+        let tls = match (parsed.tls, &self.tls) {
+            (true, options) => Some(Arc::new(Tls::new(&options.clone().unwrap_or_default())?)),
+            (false, Some(_)) => return Err(BuildError::TlsOptionsWithoutTls { url: shown }),
+            (false, None) => None,
+        };
+        let credentials = |info: ConnectionInfo| {
+            let mut settings = info.redis_settings().clone();
+            if let Some(user) = &self.username {
+                settings = settings.set_username(user);
+            }
+            if let Some(password) = &self.password {
+                settings = settings.set_password(&password.0);
+            }
+            info.set_redis_settings(settings)
+        };
+        let (redis, endpoints) = match parsed.topology {
+            Topology::Standalone(info) => {
+                let dialer = Dialer::new(credentials(info), tls.as_ref()).map_err(url_error)?;
+                (
+                    Backend::Single(Pool::new(dialer.clone(), self.max_idle, t)),
+                    Endpoints::Single(dialer),
+                )
+            }
+            Topology::Cluster(nodes) => {
                 if nodes.is_empty() {
                     return Err(BuildError::EmptyCluster);
                 }
+                let dialers = nodes
+                    .into_iter()
+                    .map(|n| Dialer::new(credentials(n), tls.as_ref()))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(url_error)?;
                 // Not redis-rs's ClusterClient: see the `cluster` module
                 // for why (a frozen master cost several timeouts per call).
-                let cluster = Cluster::new(&nodes, self.max_idle, t, breaker)
-                    .map_err(|(url, source)| BuildError::Url { url, source })?;
-                Backend::Cluster(cluster)
+                let cluster =
+                    Cluster::new(dialers, self.max_idle, t, breaker).map_err(url_error)?;
+                (Backend::Cluster(cluster), Endpoints::Cluster)
+            }
+            Topology::Sentinel {
+                sentinels,
+                master,
+                data,
+            } => {
+                let sentinels = sentinels
+                    .into_iter()
+                    .map(|s| Dialer::new(s, tls.as_ref()))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(url_error)?;
+                let data = Dialer::new(credentials(data), tls.as_ref()).map_err(url_error)?;
+                let sentinel = Sentinel::new(
+                    master.clone(),
+                    sentinels.clone(),
+                    data.clone(),
+                    self.max_idle,
+                    t,
+                );
+                (
+                    Backend::Sentinel(sentinel),
+                    Endpoints::Sentinel {
+                        sentinels,
+                        name: master,
+                        data,
+                    },
+                )
             }
         };
         let shared = Arc::new(Shared {
@@ -322,7 +447,7 @@ impl RedisStoreBuilder {
             write_format: self.write_format,
             read_previous: self.read_previous,
         });
-        Ok((shared, standalone))
+        Ok((shared, endpoints))
     }
 }
 
@@ -355,6 +480,8 @@ enum Backend {
     Single(Pool),
     /// A Redis Cluster: a pool and a breaker per master.
     Cluster(Cluster),
+    /// The master Sentinel names: a pool to it, behind the store's breaker.
+    Sentinel(Sentinel),
 }
 
 pub(crate) enum Sealing {
@@ -405,14 +532,34 @@ impl Shared {
                     cmd.query(con)
                 })
             }
+            Backend::Sentinel(sentinel) => sentinel.call(
+                &self.breaker,
+                &self.counters,
+                self.budget,
+                deadline,
+                |con| cmd.query(con),
+            ),
         }
     }
 
-    /// Asks the store's circuit breaker whether a call may go to Redis now
-    /// (the async store; standalone only).
+    /// Whether the store's breaker lets a call through now, without
+    /// counting a refusal (the async store; see [`refuse`](Self::refuse)).
     #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
-    pub(crate) fn admit(&self) -> Result<(), StoreError> {
-        admit(&self.breaker, &self.counters)
+    pub(crate) fn breaker_admits(&self) -> bool {
+        self.breaker.admit()
+    }
+
+    /// Counts a call refused by the open circuit.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn refuse<T>(&self) -> Result<T, StoreError> {
+        crate::backend::admit_refused(&self.counters)
+    }
+
+    /// Closes the store's breaker (the async store, after Sentinel named a
+    /// new master).
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn reset_breaker(&self) {
+        self.breaker.reset();
     }
 
     /// Reports a call's outcome to the store's breaker and the counters,
@@ -443,7 +590,8 @@ impl Shared {
     fn del_all(&self, names: &[RedisKey], deadline: Instant) -> Result<bool, StoreError> {
         match (&self.redis, names) {
             (_, [name]) => self.del(name, deadline),
-            (Backend::Single(_), _) => {
+            // One master: all names on one node.
+            (Backend::Single(_) | Backend::Sentinel(_), _) => {
                 let n: i64 = self.call(redis::cmd("DEL").arg(names), None, deadline)?;
                 Ok(n > 0)
             }
@@ -467,7 +615,7 @@ impl Shared {
         previous: RedisKey,
         deadline: Instant,
     ) -> Result<(RedisKey, Option<Vec<u8>>, Name), StoreError> {
-        if let Backend::Single(_) = &self.redis {
+        if let Backend::Single(_) | Backend::Sentinel(_) = &self.redis {
             let mut cmd = redis::cmd("MGET");
             cmd.arg(&current).arg(&previous);
             let pair = self.call(&cmd, None, deadline)?;
@@ -610,24 +758,23 @@ impl std::fmt::Debug for RedisStore {
 }
 
 impl RedisStore {
-    /// A builder for `url`: `redis://HOST:PORT[/DB]` (also `redis://:PASSWORD@…`,
-    /// `unix:///path`) for one server, or
-    /// `redis+cluster://HOST1:PORT1,HOST2:PORT2,…` for a Redis Cluster
-    /// (each listed node is a seed; one reachable seed is enough).
+    /// A builder for `url` (see the [`target`] module):
+    ///
+    /// * `redis://[USER:PASSWORD@]HOST:PORT[/DB]` (or `unix:///path`): one server;
+    /// * `redis+cluster://[USER:PASSWORD@]HOST1:PORT1,HOST2:PORT2,…`: a Redis
+    ///   Cluster (each listed node is a seed; one reachable seed is enough);
+    /// * `redis+sentinel://[USER:PASSWORD@]S1:P1,S2:P2,…/MASTER-NAME[/DB]`:
+    ///   the master Redis Sentinel names, followed through failovers;
+    /// * `rediss://…`, `rediss+cluster://…`, `rediss+sentinel://…`: the
+    ///   same over TLS (see [`tls`](RedisStoreBuilder::tls)).
+    ///
+    /// The URL is checked by [`build`](RedisStoreBuilder::build).
     pub fn builder(url: &str) -> RedisStoreBuilder {
-        let target = match url.strip_prefix("redis+cluster://") {
-            Some(rest) => Target::Cluster(
-                rest.trim_end_matches('/')
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|n| !n.is_empty())
-                    .map(|n| format!("redis://{n}"))
-                    .collect(),
-            ),
-            None => Target::Standalone(url.to_string()),
-        };
         RedisStoreBuilder {
-            target,
+            target: Target::Url(url.to_string()),
+            tls: None,
+            username: None,
+            password: None,
             prefix: DEFAULT_PREFIX.to_string(),
             keys: None,
             plaintext: false,
@@ -649,14 +796,15 @@ impl RedisStore {
     }
 
     /// A builder for a Redis Cluster given its seed nodes' URLs
-    /// (`redis://HOST:PORT` each).
+    /// (`redis://HOST:PORT` each, or all `rediss://HOST:PORT`; the first
+    /// one's credentials apply to every node).
     pub fn cluster_builder<I, S>(nodes: I) -> RedisStoreBuilder
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
         let mut b = Self::builder("redis+cluster://");
-        b.target = Target::Cluster(nodes.into_iter().map(Into::into).collect());
+        b.target = Target::ClusterNodes(nodes.into_iter().map(Into::into).collect());
         b
     }
 
@@ -691,6 +839,12 @@ impl RedisStore {
     /// single Redis server.
     pub fn node_circuits(&self) -> Vec<(String, CircuitState)> {
         self.shared.node_circuits()
+    }
+
+    /// For a store behind Redis Sentinel: the master in use (`host:port`,
+    /// as Sentinel reports it), once a call has asked. `None` otherwise.
+    pub fn sentinel_master(&self) -> Option<String> {
+        self.shared.master_addr()
     }
 
     /// Sends `PING` (through the breaker, like any call).
@@ -994,7 +1148,7 @@ impl Shared {
     /// The breaker's state; for a cluster, the worst master's.
     pub(crate) fn circuit_state(&self) -> CircuitState {
         match &self.redis {
-            Backend::Single(_) => self.breaker.state(),
+            Backend::Single(_) | Backend::Sentinel(_) => self.breaker.state(),
             Backend::Cluster(c) => c.worst_circuit(),
         }
     }
@@ -1002,8 +1156,16 @@ impl Shared {
     /// Each cluster master's circuit.
     pub(crate) fn node_circuits(&self) -> Vec<(String, CircuitState)> {
         match &self.redis {
-            Backend::Single(_) => Vec::new(),
+            Backend::Single(_) | Backend::Sentinel(_) => Vec::new(),
             Backend::Cluster(c) => c.circuits(),
+        }
+    }
+
+    /// Sentinel: the master in use (`host:port`), once known.
+    pub(crate) fn master_addr(&self) -> Option<String> {
+        match &self.redis {
+            Backend::Sentinel(s) => s.master_addr(),
+            _ => None,
         }
     }
 }

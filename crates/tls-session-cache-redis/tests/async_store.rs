@@ -133,3 +133,110 @@ fn async_store_falls_back_to_previous_names_for_tls12_gets_only() {
     });
     assert!(common::raw_exists(&mut con, &name));
 }
+
+#[test]
+fn the_async_store_speaks_tls_and_refuses_a_foreign_certificate() {
+    use tls_session_cache_redis::TlsOptions;
+    use tls_session_cache_testkit::{RedisServer, TestPki};
+    let pki = TestPki::generate().unwrap();
+    let redis = RedisServer::start_tls(&pki.server, &pki.ca, Some(&pki.client), &[]).unwrap();
+    let tls = TlsOptions::new()
+        .ca_file(&pki.ca)
+        .client_identity(&pki.client.cert, &pki.client.key);
+    let store = builder(&redis.url()).tls(tls).build_async().unwrap();
+    let rogue = RedisServer::start_tls(&pki.other_server, &pki.other_ca, None, &[]).unwrap();
+    let refused = builder(&rogue.url())
+        .tls(TlsOptions::new().ca_file(&pki.ca))
+        .build_async()
+        .unwrap();
+    rt().block_on(async {
+        store.ping().await.unwrap();
+        let key = common::random_key(b"svc");
+        let s = session(Protocol::Tls12, 300);
+        store.put(&key, &s).await.unwrap();
+        assert_eq!(store.get(&key).await.unwrap(), Some(s));
+        let err = refused
+            .ping()
+            .await
+            .expect_err("a foreign certificate was accepted");
+        assert!(
+            err.to_string().contains("certificate verify failed"),
+            "{err}"
+        );
+    });
+    assert_eq!(store.redis_stats().tls_errors, 0);
+    assert_eq!(refused.redis_stats().tls_errors, 1);
+}
+
+#[test]
+fn the_async_store_authenticates_and_reports_a_wrong_password() {
+    use tls_session_cache_testkit::RedisServer;
+    let redis = RedisServer::start_with_args(&["--requirepass", "pw-async"]).unwrap();
+    let good = builder(&format!("redis://:pw-async@{}", redis.addr()))
+        .build_async()
+        .unwrap();
+    let bad = builder(&redis.url())
+        .password("wrong")
+        .build_async()
+        .unwrap();
+    rt().block_on(async {
+        good.ping().await.unwrap();
+        let err = bad.ping().await.expect_err("a wrong password was accepted");
+        assert!(
+            matches!(&err, StoreError::Backend(e) if e.is::<tls_session_cache_redis::AccessDenied>()),
+            "{err:?}"
+        );
+    });
+    assert_eq!(bad.redis_stats().auth_errors, 1);
+}
+
+#[test]
+fn the_async_store_follows_a_sentinel_failover() {
+    use std::time::Instant;
+    use tls_session_cache_testkit::RedisSentinel;
+    let mut set = RedisSentinel::start(1, &[], None).unwrap();
+    let budget = Duration::from_millis(300);
+    let store = RedisStore::builder(&set.url())
+        .seal_keys(common::ring(3))
+        .timeouts(budget)
+        .build_async()
+        .unwrap();
+    let rt = rt();
+    let round_trip = || {
+        rt.block_on(async {
+            let key = common::random_key(b"svc");
+            let s = session(Protocol::Tls12, 300);
+            store.put(&key, &s).await.is_ok() && store.get(&key).await.ok().flatten() == Some(s)
+        })
+    };
+    assert!(round_trip());
+    assert_eq!(store.sentinel_master(), Some(set.master().addr()));
+    set.kill_master().unwrap();
+    let killed = Instant::now();
+    let mut slowest = Duration::ZERO;
+    loop {
+        let started = Instant::now();
+        let ok = round_trip();
+        slowest = slowest.max(started.elapsed());
+        if ok {
+            break;
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(60),
+            "{:?}",
+            store.redis_stats()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    println!(
+        "async store, sentinel failover: sessions stored again {:?} after the master was \
+         killed (slowest round trip {slowest:?})",
+        killed.elapsed()
+    );
+    assert!(
+        slowest < budget * 2 * 3 * 2,
+        "a round trip took {slowest:?}"
+    );
+    set.wait_failover().unwrap();
+    assert_eq!(store.sentinel_master(), Some(set.replica().addr()));
+}

@@ -73,6 +73,20 @@ pub enum Error {
     /// A Redis command sent by the test kit failed.
     #[error("redis command failed: {0}")]
     Redis(#[from] redis::RedisError),
+    /// `redis-cli` failed or printed an error reply.
+    #[error("redis-cli {args}: {output}")]
+    Cli {
+        /// Its arguments (no password: that goes in the environment).
+        args: String,
+        /// What it printed.
+        output: String,
+    },
+    /// Making the test certificates failed.
+    #[error("making test certificates: {0}")]
+    Pki(#[source] openssl::error::ErrorStack),
+    /// Sentinel did not reach the expected state in time.
+    #[error("sentinel not ready: {0}")]
+    Sentinel(String),
     /// Sending a signal with `kill(1)` failed.
     #[error("could not signal redis-server: {0}")]
     Signal(String),

@@ -5,6 +5,8 @@
 //! |---|---|
 //! | [`RedisServer`] | one standalone `redis-server` (start, stop, restart, pause) |
 //! | [`RedisCluster`] | a Redis Cluster of N masters made with `redis-cli --cluster create` |
+//! | [`RedisSentinel`] | a master, a replica and Sentinels watching them; kill the master to fail over |
+//! | [`TestPki`] | a CA, server and client certificates (and a foreign CA) made at run time |
 //! | [`Error`] | why a server could not be started; a missing `redis-server` says how to install it |
 //!
 //! Readiness is a signal, never a sleep: a server counts as started when it
@@ -22,9 +24,13 @@
 
 mod cluster;
 mod error;
+mod pki;
 mod port;
+mod sentinel;
 mod server;
 
 pub use cluster::RedisCluster;
 pub use error::Error;
+pub use pki::{CertFiles, TestPki};
+pub use sentinel::RedisSentinel;
 pub use server::RedisServer;

@@ -9,6 +9,7 @@ use std::time::Duration;
 use tempfile::TempDir;
 
 use crate::error::Error;
+use crate::pki::CertFiles;
 use crate::port::free_port;
 
 /// How many times readiness is checked, and the wait between checks
@@ -18,14 +19,40 @@ const READY_WAIT: Duration = Duration::from_millis(25);
 /// How many fresh ports `start` tries when the chosen one was taken.
 const PORT_ATTEMPTS: u32 = 5;
 
+/// How a server listens.
+#[derive(Debug, Clone)]
+enum Mode {
+    /// Plain TCP.
+    Plain,
+    /// TLS only (`--port 0 --tls-port P`).
+    Tls(TlsServer),
+    /// A Sentinel (`redis-server CONF --sentinel`), plain TCP.
+    Sentinel { conf_lines: Vec<String> },
+}
+
+/// The TLS files of a TLS-only server.
+#[derive(Debug, Clone)]
+struct TlsServer {
+    cert: CertFiles,
+    ca: PathBuf,
+    /// When set, clients must present a certificate; this one is used for
+    /// the readiness check and [`RedisServer::cli`].
+    client: Option<CertFiles>,
+}
+
 /// A `redis-server` listening on a free 127.0.0.1 port, with persistence
 /// off and its working directory in a temporary directory. Dropping it
 /// kills the process.
+///
+/// A server may be TLS-only ([`start_tls`](Self::start_tls)) or a Sentinel
+/// ([`start_sentinel`](Self::start_sentinel)); readiness is a `PING`
+/// answered (`PONG`, or `NOAUTH` from a server that wants a password).
 #[derive(Debug)]
 pub struct RedisServer {
     port: u16,
     child: Option<Child>,
     extra: Vec<String>,
+    mode: Mode,
     // Last field: removed after the process is killed (Drop runs first).
     dir: TempDir,
 }
@@ -39,6 +66,39 @@ impl RedisServer {
     /// Starts a server with extra `redis-server` arguments (`--name value`
     /// pairs, passed through as given).
     pub fn start_with_args(extra: &[&str]) -> Result<RedisServer, Error> {
+        Self::start_mode(Mode::Plain, extra)
+    }
+
+    /// Starts a TLS-only server (`--port 0 --tls-port P`) presenting
+    /// `cert`, trusting `ca` for client certificates. With `client`, clients
+    /// must present a certificate (`--tls-auth-clients yes`) and `client` is
+    /// the one the test kit itself uses; without, they need not.
+    pub fn start_tls(
+        cert: &CertFiles,
+        ca: &Path,
+        client: Option<&CertFiles>,
+        extra: &[&str],
+    ) -> Result<RedisServer, Error> {
+        let tls = TlsServer {
+            cert: cert.clone(),
+            ca: ca.to_path_buf(),
+            client: client.cloned(),
+        };
+        Self::start_mode(Mode::Tls(tls), extra)
+    }
+
+    /// Starts a Sentinel whose configuration file holds `conf_lines`
+    /// (`sentinel monitor …` and the like; Sentinel rewrites the file).
+    pub fn start_sentinel(conf_lines: &[String]) -> Result<RedisServer, Error> {
+        Self::start_mode(
+            Mode::Sentinel {
+                conf_lines: conf_lines.to_vec(),
+            },
+            &[],
+        )
+    }
+
+    fn start_mode(mode: Mode, extra: &[&str]) -> Result<RedisServer, Error> {
         let cluster = extra.contains(&"--cluster-enabled");
         let mut last = None;
         for _ in 0..PORT_ATTEMPTS {
@@ -47,6 +107,7 @@ impl RedisServer {
                 port,
                 child: None,
                 extra: extra.iter().map(|s| s.to_string()).collect(),
+                mode: mode.clone(),
                 dir: tempfile::Builder::new()
                     .prefix("tls-session-cache-redis-")
                     .tempdir()?,
@@ -77,9 +138,54 @@ impl RedisServer {
         format!("127.0.0.1:{}", self.port)
     }
 
-    /// `redis://127.0.0.1:PORT/`.
+    /// `redis://127.0.0.1:PORT/` (`rediss://…` for a TLS server).
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
+        match self.mode {
+            Mode::Tls(_) => format!("rediss://127.0.0.1:{}/", self.port),
+            _ => format!("redis://127.0.0.1:{}/", self.port),
+        }
+    }
+
+    /// Runs `redis-cli` against this server (over TLS with the test
+    /// certificates for a TLS server; `--user`/`--pass` taken from `auth`)
+    /// and returns what it printed. Fails when it exits non-zero or prints
+    /// an error reply.
+    pub fn cli(&self, auth: Option<(&str, &str)>, args: &[&str]) -> Result<String, Error> {
+        let mut cmd = Command::new("redis-cli");
+        cmd.args(["-h", "127.0.0.1", "-p", &self.port.to_string()]);
+        if let Mode::Tls(tls) = &self.mode {
+            cmd.arg("--tls").arg("--cacert").arg(&tls.ca);
+            if let Some(client) = &tls.client {
+                cmd.arg("--cert")
+                    .arg(&client.cert)
+                    .arg("--key")
+                    .arg(&client.key);
+            }
+        }
+        if let Some((user, pass)) = auth {
+            cmd.args(["--user", user]).env("REDISCLI_AUTH", pass);
+        }
+        let output = cmd
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|source| match source.kind() {
+                ErrorKind::NotFound => Error::NotInstalled {
+                    program: "redis-cli",
+                },
+                _ => Error::Spawn {
+                    program: "redis-cli",
+                    source,
+                },
+            })?;
+        let out = String::from_utf8_lossy(&output.stdout).trim().to_string();
+        if !output.status.success() || out.starts_with("ERR") || out.starts_with("(error)") {
+            return Err(Error::Cli {
+                args: args.join(" "),
+                output: format!("{out}{}", String::from_utf8_lossy(&output.stderr)),
+            });
+        }
+        Ok(out)
     }
 
     /// The server's working directory (log file, cluster config).
@@ -169,9 +275,40 @@ impl RedisServer {
         let port = self.port.to_string();
         let dir = self.dir.path().to_path_buf();
         let log = self.log_path();
-        let child = Command::new("redis-server")
-            .args(["--port", &port, "--bind", "127.0.0.1", "--save", ""])
-            .args(["--appendonly", "no", "--daemonize", "no"])
+        let mut command = Command::new("redis-server");
+        if let Mode::Sentinel { conf_lines } = &self.mode {
+            // Written once: after a restart Sentinel reads what it rewrote.
+            let conf = dir.join("sentinel.conf");
+            if !conf.exists() {
+                std::fs::write(&conf, conf_lines.join("\n") + "\n")?;
+            }
+            command.arg(&conf).arg("--sentinel");
+        }
+        match &self.mode {
+            Mode::Tls(tls) => {
+                command
+                    .args(["--port", "0", "--tls-port", &port])
+                    .arg("--tls-cert-file")
+                    .arg(&tls.cert.cert)
+                    .arg("--tls-key-file")
+                    .arg(&tls.cert.key)
+                    .arg("--tls-ca-cert-file")
+                    .arg(&tls.ca)
+                    .args([
+                        "--tls-auth-clients",
+                        if tls.client.is_some() { "yes" } else { "no" },
+                    ]);
+            }
+            _ => {
+                command.args(["--port", &port]);
+            }
+        }
+        command.args(["--bind", "127.0.0.1"]);
+        if !matches!(self.mode, Mode::Sentinel { .. }) {
+            command.args(["--save", "", "--appendonly", "no"]);
+        }
+        let child = command
+            .args(["--daemonize", "no"])
             .arg("--dir")
             .arg(&dir)
             .arg("--logfile")
@@ -213,7 +350,11 @@ impl RedisServer {
                     log: self.log_tail(),
                 });
             }
-            match ping(&self.url()) {
+            let answered = match &self.mode {
+                Mode::Tls(tls) => tls_ping(self.port, tls),
+                _ => ping(&self.url()),
+            };
+            match answered {
                 Ok(()) => return Ok(()),
                 Err(e) => last = e,
             }
@@ -227,7 +368,8 @@ impl RedisServer {
     }
 }
 
-/// One readiness check: connect and expect `PONG`.
+/// One readiness check: connect and expect `PONG` (or `NOAUTH`: the
+/// server answers, it wants a password).
 fn ping(url: &str) -> Result<(), String> {
     let client = redis::Client::open(url).map_err(|e| e.to_string())?;
     let mut con = client
@@ -235,13 +377,46 @@ fn ping(url: &str) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     con.set_read_timeout(Some(Duration::from_millis(250)))
         .map_err(|e| e.to_string())?;
-    let pong: String = redis::cmd("PING")
-        .query(&mut con)
+    match redis::cmd("PING").query::<String>(&mut con) {
+        Ok(pong) if pong == "PONG" => Ok(()),
+        Ok(other) => Err(format!("PING answered {other:?}")),
+        Err(e) if e.code() == Some("NOAUTH") => Ok(()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The readiness check of a TLS server: a TLS handshake (trusting the
+/// test CA, with the client certificate when one is required), then
+/// `PING`.
+fn tls_ping(port: u16, tls: &TlsServer) -> Result<(), String> {
+    use openssl::ssl::{SslConnector, SslFiletype, SslMethod};
+    use std::io::{Read, Write};
+
+    let mut b = SslConnector::builder(SslMethod::tls_client()).map_err(|e| e.to_string())?;
+    b.set_ca_file(&tls.ca).map_err(|e| e.to_string())?;
+    if let Some(client) = &tls.client {
+        b.set_certificate_chain_file(&client.cert)
+            .map_err(|e| e.to_string())?;
+        b.set_private_key_file(&client.key, SslFiletype::PEM)
+            .map_err(|e| e.to_string())?;
+    }
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let tcp = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(250))
         .map_err(|e| e.to_string())?;
-    if pong == "PONG" {
+    tcp.set_read_timeout(Some(Duration::from_millis(250)))
+        .map_err(|e| e.to_string())?;
+    let mut s = b
+        .build()
+        .connect("127.0.0.1", tcp)
+        .map_err(|e| e.to_string())?;
+    s.write_all(b"PING\r\n").map_err(|e| e.to_string())?;
+    let mut buf = [0u8; 64];
+    let n = s.read(&mut buf).map_err(|e| e.to_string())?;
+    let reply = String::from_utf8_lossy(&buf[..n]);
+    if reply.starts_with("+PONG") || reply.starts_with("-NOAUTH") {
         Ok(())
     } else {
-        Err(format!("PING answered {pong:?}"))
+        Err(format!("PING answered {reply:?}"))
     }
 }
 

@@ -6,8 +6,11 @@
 //!
 //! ```text
 //! async_server [--listen 127.0.0.1:8443] [--cert PEM --key PEM]
-//!              [--store memory|redis://HOST:PORT] [--seal-key-file PATH]
-//!              [--redis-timeout-ms MS] [--lifetime SECS] [--context STR]
+//!              [--store memory|redis://HOST:PORT|rediss://HOST:PORT
+//!                       |redis+sentinel://S1:P1,S2:P2/NAME|rediss+sentinel://…]
+//!              [--seal-key-file PATH] [--redis-timeout-ms MS]
+//!              [--redis-ca PEM] [--redis-cert PEM --redis-key PEM]
+//!              [--redis-password-file PATH] [--lifetime SECS] [--context STR]
 //!              [--tickets] [--threads N]
 //! ```
 //!
@@ -22,9 +25,13 @@
 //!
 //! `--threads N` is the number of tokio worker threads (default 2).
 //! Stores: `memory` and `redis://HOST:PORT` (the async Redis store, sealed
-//! under `--seal-key-file`, or an ephemeral key with a warning). Redis
-//! Cluster and tiered stores are not available to the async server yet
-//! (exit 2). Each connection's new sessions are flushed to the store before
+//! under `--seal-key-file`, or an ephemeral key with a warning), over TLS
+//! with `rediss://` (`--redis-ca`, `--redis-cert`, `--redis-key`), through
+//! Sentinel with `redis+sentinel://S1:P1,…/NAME`; credentials as for the
+//! blocking server (URL, `--redis-password-file`, or
+//! `TLS_SESSION_CACHE_REDIS_PASSWORD`; never logged; refused credentials at
+//! start exit 2). Redis Cluster and tiered stores are not available to the
+//! async server yet (exit 2). Each connection's new sessions are flushed to the store before
 //! its response is sent, so a client's next connection finds them (as with
 //! the blocking server, whose store writes are synchronous).
 
@@ -37,14 +44,15 @@ use std::sync::Arc;
 use common::{Args, IO_TIMEOUT, Logger};
 use openssl::ssl::{Ssl, SslContext};
 use tls_session_cache::MemoryStore;
-use tls_session_cache_redis::AsyncRedisStore;
+use tls_session_cache_redis::{AsyncRedisStore, redact_url};
 use tls_session_cache_tokio::{AsyncSessionCache, AsyncSessionStore};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
 /// The `--store` choices in the usage line.
-const STORES: &str = "memory|redis://HOST:PORT";
+const STORES: &str =
+    "memory|redis://HOST:PORT|rediss://HOST:PORT|redis+sentinel://S1:P1,S2:P2/NAME";
 
 /// The store chosen on the command line, and the Redis store if it is one
 /// (for its own counters).
@@ -60,9 +68,18 @@ fn open_store(args: &Args) -> Result<Opened, String> {
                      memory (sessions never leave this process)"
                 );
             }
+            common::note_unused_redis_flags("async_server", args);
             Ok((Arc::new(MemoryStore::default()), None))
         }
-        url if url.starts_with("redis://") => {
+        url if [
+            "redis://",
+            "rediss://",
+            "redis+sentinel://",
+            "rediss+sentinel://",
+        ]
+        .iter()
+        .any(|scheme| url.starts_with(scheme)) =>
+        {
             let store = common::redis_builder(
                 url,
                 keys,
@@ -71,7 +88,7 @@ fn open_store(args: &Args) -> Result<Opened, String> {
                  other servers cannot open this server's sessions",
             )?
             .build_async()
-            .map_err(|e| format!("--store {url}: {e}"))?;
+            .map_err(|e| format!("--store {}: {e}", redact_url(url)))?;
             let store = Arc::new(store);
             Ok((
                 Arc::clone(&store) as Arc<dyn AsyncSessionStore>,
@@ -79,7 +96,9 @@ fn open_store(args: &Args) -> Result<Opened, String> {
             ))
         }
         s => Err(format!(
-            "--store {s}: the async server supports memory and redis://HOST:PORT"
+            "--store {}: the async server supports memory, redis://HOST:PORT, \
+             rediss://HOST:PORT and redis+sentinel://HOST:PORT,…/NAME",
+            redact_url(s)
         )),
     }
 }
@@ -133,15 +152,11 @@ async fn async_main(args: Args) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Some(r) = &redis {
-        match r.ping().await {
-            Ok(()) => log::info!("session store {}: connected", args.store),
-            Err(e) => log::warn!(
-                "session store {} does not answer ({e}); starting anyway: handshakes are full \
-                 until it answers",
-                args.store
-            ),
-        }
+    if let Some(r) = &redis
+        && let Err(msg) = common::startup_check(&args.store, r.ping().await)
+    {
+        eprintln!("async_server: {msg}");
+        return ExitCode::from(2);
     }
     match serve(&args, cache, redis, ctx).await {
         Ok(()) => ExitCode::SUCCESS,

@@ -54,7 +54,8 @@ impl AsyncSessionStore for MemoryStore {
     }
 }
 
-/// Redis through redis-rs's async `ConnectionManager`: bounded by
+/// Redis through a redis-rs multiplexed connection (plain, TLS or via
+/// Sentinel): bounded by
 /// `tokio::time::timeout`, behind the same circuit breaker, sealing and key
 /// layout as the blocking `RedisStore`.
 #[cfg(feature = "redis")]

@@ -7,10 +7,13 @@
 //! [`server`] runs the example server; [`report`] prints rows. The issue-10
 //! scenarios (12, 13: connections dropped after the handshake) are in
 //! [`unclean`], with [`relay`] to reset a connection and [`crate::stime`].
+//! The issue-12 scenarios (14: TLS to Redis, 15: a Sentinel failover) are
+//! in [`redis_secure`].
 
 mod context;
 mod fleet;
 mod prerequisite;
+mod redis_secure;
 mod relay;
 mod report;
 mod scenarios;

@@ -10,6 +10,9 @@
 //! Scenarios 12 and 13 (issue 10, in [`super::unclean`]): clients that drop
 //! the connection after the handshake with no request and no close_notify.
 //! They run after `stats`, before `shutdown`.
+//!
+//! Scenarios 14 and 15 (issue 12, in [`super::redis_secure`]): TLS to Redis
+//! and a Sentinel failover; each starts its own Redis processes, after 13.
 
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -19,6 +22,7 @@ use serde_json::Value;
 use super::context::Context;
 use super::fleet::{self, FLEET_EXPECTED, ISOLATION_EXPECTED, RESTART_EXPECTED};
 use super::prerequisite::Prerequisite;
+use super::redis_secure::{self, FAILOVER_EXPECTED, TLS_EXPECTED};
 use super::sclient::{Handshake, Outcome, RECONNECT_HANDSHAKES, SClient, word};
 use super::server::Server;
 use super::store_down;
@@ -182,6 +186,22 @@ pub const SCENARIOS: &[Scenario] = &[
         expected: PRECONNECT_EXPECTED,
         needs: OPENSSL,
         run: unclean::unclean_close_preconnect,
+    },
+    Scenario {
+        number: 14,
+        name: "redis-tls",
+        protocol: BOTH_VERSIONS,
+        expected: TLS_EXPECTED,
+        needs: REDIS,
+        run: redis_secure::redis_tls,
+    },
+    Scenario {
+        number: 15,
+        name: "sentinel-failover",
+        protocol: BOTH_VERSIONS,
+        expected: FAILOVER_EXPECTED,
+        needs: REDIS,
+        run: redis_secure::sentinel_failover,
     },
     Scenario {
         number: 11,
@@ -518,14 +538,17 @@ mod tests {
         assert!(pos("stats") > pos("tls12-reconnect"));
         assert_eq!(names.last(), Some(&"shutdown"));
         let numbers: Vec<_> = SCENARIOS.iter().map(|s| s.number).collect();
-        assert_eq!(numbers, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 13, 11]);
+        assert_eq!(numbers, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 13, 14, 15, 11]);
     }
 
     #[test]
     fn redis_scenarios_sit_between_expiry_and_stats_and_need_redis_server() {
         for s in SCENARIOS {
             let needs_redis = s.needs.contains(&Prerequisite::RedisServer);
-            assert_eq!(needs_redis, (6..=9).contains(&s.number), "{}", s.name);
+            // 14 and 15 (issue 12) start Redis processes of their own and
+            // run after the shared-server rows.
+            let redis_row = (6..=9).contains(&s.number) || (14..=15).contains(&s.number);
+            assert_eq!(needs_redis, redis_row, "{}", s.name);
         }
     }
 

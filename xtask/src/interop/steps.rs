@@ -106,6 +106,11 @@ impl<'a> Steps<'a> {
         self.slowest = self.slowest.max(other.slowest);
     }
 
+    /// The TLS version of these runs.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
     /// The longest single s_client run so far.
     pub fn slowest(&self) -> Duration {
         self.slowest

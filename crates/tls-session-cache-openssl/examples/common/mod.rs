@@ -13,8 +13,12 @@ use std::time::Duration;
 use openssl::pkey::{PKey, Private};
 use openssl::ssl::{SslAcceptor, SslAcceptorBuilder, SslMethod, SslRef};
 use openssl::x509::X509;
+use tls_session_cache::StoreError;
 use tls_session_cache_openssl::{SessionCache, SessionCacheBuilder, self_signed_localhost};
-use tls_session_cache_redis::{CircuitState, KeyRing, RedisStats, RedisStore, RedisStoreBuilder};
+use tls_session_cache_redis::{
+    AccessDenied, CircuitState, KeyRing, RedisStats, RedisStore, RedisStoreBuilder, TlsOptions,
+    redact_url,
+};
 
 /// Largest request read.
 pub const MAX_REQUEST: usize = 8 * 1024;
@@ -31,6 +35,13 @@ pub struct Args {
     pub store: String,
     pub seal_key_file: Option<PathBuf>,
     pub redis_timeout: Option<Duration>,
+    /// `--redis-ca`: the CA file a `rediss://` Redis's certificate must chain to.
+    pub redis_ca: Option<PathBuf>,
+    /// `--redis-cert` / `--redis-key`: a client certificate for TLS to Redis.
+    pub redis_cert: Option<PathBuf>,
+    pub redis_key: Option<PathBuf>,
+    /// `--redis-password-file`: the Redis password, first line of this file.
+    pub redis_password_file: Option<PathBuf>,
     pub lifetime: Option<u64>,
     pub context: Option<String>,
     pub tickets: bool,
@@ -47,8 +58,9 @@ pub fn args_or_usage(program: &str, stores: &str) -> Result<Args, ExitCode> {
         }
         eprintln!(
             "usage: {program} [--listen IP:PORT] [--cert PEM --key PEM] [--store {stores}] \
-             [--seal-key-file PATH] [--redis-timeout-ms MS] [--lifetime SECS] \
-             [--context STR] [--tickets] [--threads N]"
+             [--seal-key-file PATH] [--redis-timeout-ms MS] [--redis-ca PEM] \
+             [--redis-cert PEM --redis-key PEM] [--redis-password-file PATH] \
+             [--lifetime SECS] [--context STR] [--tickets] [--threads N]"
         );
         ExitCode::from(2)
     })
@@ -63,6 +75,10 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
         store: "memory".into(),
         seal_key_file: None,
         redis_timeout: None,
+        redis_ca: None,
+        redis_cert: None,
+        redis_key: None,
+        redis_password_file: None,
         lifetime: None,
         context: None,
         tickets: false,
@@ -89,6 +105,10 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
                 }
                 a.redis_timeout = Some(Duration::from_millis(ms));
             }
+            "--redis-ca" => a.redis_ca = Some(value()?.into()),
+            "--redis-cert" => a.redis_cert = Some(value()?.into()),
+            "--redis-key" => a.redis_key = Some(value()?.into()),
+            "--redis-password-file" => a.redis_password_file = Some(value()?.into()),
             "--lifetime" => {
                 let v = value()?;
                 a.lifetime = Some(v.parse().map_err(|e| format!("--lifetime {v}: {e}"))?);
@@ -108,6 +128,9 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
     }
     if a.cert.is_some() != a.key.is_some() {
         return Err("--cert and --key go together".into());
+    }
+    if a.redis_cert.is_some() != a.redis_key.is_some() {
+        return Err("--redis-cert and --redis-key go together".into());
     }
     Ok(a)
 }
@@ -158,15 +181,81 @@ pub fn seal_keys(args: &Args) -> Result<Option<KeyRing>, String> {
         .transpose()
 }
 
+/// The environment variable a Redis password may come from (when neither
+/// the URL nor `--redis-password-file` gives one).
+pub const PASSWORD_ENV: &str = "TLS_SESSION_CACHE_REDIS_PASSWORD";
+
+/// The Redis password of `--redis-password-file` (its first line) or of
+/// [`PASSWORD_ENV`]; refused when the URL holds one too.
+fn redis_password(url: &str, args: &Args) -> Result<Option<String>, String> {
+    let from_file = match &args.redis_password_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("--redis-password-file {}: {e}", path.display()))?;
+            let line = text.lines().next().unwrap_or("").trim_end_matches('\r');
+            if line.is_empty() {
+                return Err(format!(
+                    "--redis-password-file {}: the first line is empty",
+                    path.display()
+                ));
+            }
+            Some(line.to_string())
+        }
+        None => None,
+    };
+    let password = from_file.or_else(|| std::env::var(PASSWORD_ENV).ok().filter(|p| !p.is_empty()));
+    if password.is_some() && redact_url(url) != url {
+        return Err(format!(
+            "--store {}: the URL holds a password and --redis-password-file or {PASSWORD_ENV} \
+             gives another; give it once",
+            redact_url(url)
+        ));
+    }
+    Ok(password)
+}
+
+/// The TLS settings of `--redis-ca`, `--redis-cert` and `--redis-key`.
+fn redis_tls(args: &Args) -> Option<TlsOptions> {
+    if args.redis_ca.is_none() && args.redis_cert.is_none() {
+        return None;
+    }
+    let mut tls = TlsOptions::new();
+    if let Some(ca) = &args.redis_ca {
+        tls = tls.ca_file(ca);
+    }
+    if let (Some(cert), Some(key)) = (&args.redis_cert, &args.redis_key) {
+        tls = tls.client_identity(cert, key);
+    }
+    Some(tls)
+}
+
+/// Notes on stderr the Redis flags that a `memory` store does not use.
+pub fn note_unused_redis_flags(program: &str, args: &Args) {
+    let unused = [
+        ("--redis-timeout-ms", args.redis_timeout.is_some()),
+        ("--redis-ca", args.redis_ca.is_some()),
+        ("--redis-cert", args.redis_cert.is_some()),
+        ("--redis-password-file", args.redis_password_file.is_some()),
+    ];
+    for (flag, given) in unused {
+        if given {
+            eprintln!("{program}: note: {flag} is not used with --store memory");
+        }
+    }
+}
+
 /// A Redis store builder for `url`, sealing under `keys` (or, with
 /// `ephemeral_warning` logged, under a key made now) with the timeout of
-/// `--redis-timeout-ms`.
+/// `--redis-timeout-ms`, the TLS files of `--redis-ca` / `--redis-cert` /
+/// `--redis-key`, and the password of `--redis-password-file` or
+/// [`PASSWORD_ENV`].
 pub fn redis_builder(
     url: &str,
     keys: Option<KeyRing>,
     args: &Args,
     ephemeral_warning: &str,
 ) -> Result<RedisStoreBuilder, String> {
+    let password = redis_password(url, args)?;
     let keys = match keys {
         Some(keys) => keys,
         None => {
@@ -178,7 +267,38 @@ pub fn redis_builder(
     if let Some(t) = args.redis_timeout {
         builder = builder.timeouts(t);
     }
+    if let Some(tls) = redis_tls(args) {
+        builder = builder.tls(tls);
+    }
+    if let Some(password) = password {
+        builder = builder.password(password);
+    }
     Ok(builder)
+}
+
+/// What the start-up `PING` of a Redis store means: `Ok` when Redis
+/// answered (logged), `Ok` with a warning when it did not (the server
+/// starts; handshakes are full until it answers), `Err` when it refused
+/// the credentials (a configuration error: the server does not start).
+pub fn startup_check(url: &str, ping: Result<(), StoreError>) -> Result<(), String> {
+    let shown = redact_url(url);
+    match ping {
+        Ok(()) => {
+            log::info!("session store {shown}: connected");
+            Ok(())
+        }
+        Err(StoreError::Backend(e)) if e.is::<AccessDenied>() => Err(format!(
+            "--store {shown}: {e}; check the user and the password (URL, \
+             --redis-password-file or {PASSWORD_ENV})"
+        )),
+        Err(e) => {
+            log::warn!(
+                "session store {shown} does not answer ({e}); starting anyway: handshakes are \
+                 full (no resumption) until it answers, and each failure is counted in /stats"
+            );
+            Ok(())
+        }
+    }
 }
 
 /// A Redis store's own counters as the `"redis"` member of `/stats`, with
@@ -194,7 +314,8 @@ pub fn redis_json(stats: RedisStats, circuit: CircuitState, local_hits: Option<u
             "{{\"timeouts\":{},\"circuit_open_rejections\":{},\"circuit_opens\":{},",
             "\"corrupt\":{},\"unknown_key\":{},\"dropped_writes\":{},",
             "\"queued_writes\":{},\"fallback_lookups\":{},\"fallback_hits\":{},",
-            "\"fallback_refused\":{},\"circuit\":\"{}\""
+            "\"fallback_refused\":{},\"circuit\":\"{}\",",
+            "\"tls_errors\":{},\"auth_errors\":{},\"master_changes\":{}"
         ),
         stats.timeouts,
         stats.circuit_open_rejections,
@@ -207,6 +328,9 @@ pub fn redis_json(stats: RedisStats, circuit: CircuitState, local_hits: Option<u
         stats.fallback_hits,
         stats.fallback_refused,
         circuit,
+        stats.tls_errors,
+        stats.auth_errors,
+        stats.master_changes,
     );
     if let Some(n) = local_hits {
         json.push_str(&format!(",\"local_hits\":{n}"));
