@@ -87,6 +87,6 @@ mod writer;
 pub use asynchronous::AsyncRedisStore;
 pub use breaker::CircuitState;
 pub use keyring::{BadKeyLine, KEY_LEN, KeyRing, KeyRingError};
-pub use stats::RedisStats;
+pub use stats::{RedisStats, local_hits_metric};
 pub use store::{BuildError, RedisStore, RedisStoreBuilder};
 pub use tiered::TieredStore;
