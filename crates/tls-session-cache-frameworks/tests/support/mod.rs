@@ -145,11 +145,16 @@ pub fn s_client(
     let mut words = line.split(", ");
     let reused = words.next() == Some("Reused");
     let protocol = words.next().unwrap_or_default().to_string();
-    let body = stdout
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b)
-        .and_then(|b| b.lines().next())
-        .unwrap_or_else(|| panic!("no HTTP answer in s_client's output: {stdout}"));
+    // The answer, then whatever s_client prints at the close (`closed`):
+    // the body is as long as its Content-Length says.
+    let answer = &stdout[stdout
+        .find("HTTP/1.1 ")
+        .unwrap_or_else(|| panic!("no HTTP answer in s_client's output: {stdout}"))..];
+    let (head, rest) = answer.split_once("\r\n\r\n").unwrap_or((answer, ""));
+    let length = content_length(head);
+    let body = rest
+        .get(..length)
+        .unwrap_or_else(|| panic!("truncated answer: {answer:?}"));
     let body = serde_json::from_str(body).unwrap_or_else(|e| panic!("body {body:?}: {e}"));
     SClientRun {
         reused,
@@ -297,16 +302,19 @@ pub fn http_body(answer: &str) -> &str {
         .split_once("\r\n\r\n")
         .unwrap_or_else(|| panic!("no HTTP answer: {answer:?}"));
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    let length = head
-        .lines()
+    assert_eq!(body.len(), content_length(head), "truncated answer: {answer:?}");
+    body
+}
+
+/// The Content-Length of an HTTP/1.1 answer's head.
+fn content_length(head: &str) -> usize {
+    head.lines()
         .find_map(|l| {
             let (name, value) = l.split_once(':')?;
             name.eq_ignore_ascii_case("content-length")
                 .then(|| value.trim().parse::<usize>().ok())?
         })
-        .unwrap_or_else(|| panic!("no Content-Length: {head}"));
-    assert_eq!(body.len(), length, "truncated answer: {answer:?}");
-    body
+        .unwrap_or_else(|| panic!("no Content-Length: {head}"))
 }
 
 // ------------------------------------------------------------------ checks
