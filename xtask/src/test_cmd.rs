@@ -111,7 +111,10 @@ fn steps(times: &mut Vec<(&'static str, Duration, bool)>, install: Install) -> R
             interop::run(&interop::Options {
                 require_all: true,
                 server,
-                only: interop::FRAMEWORK_ROWS.iter().map(|s| s.to_string()).collect(),
+                only: interop::FRAMEWORK_ROWS
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect(),
                 install,
                 ..interop::Options::default()
             })?;

@@ -68,13 +68,17 @@ impl Report {
         }
         if let Some(redis) = &self.redis {
             let json = match redis {
-                RedisHandle::Blocking(r) => common::redis_json(r.redis_stats(), r.circuit_state(), None),
+                RedisHandle::Blocking(r) => {
+                    common::redis_json(r.redis_stats(), r.circuit_state(), None)
+                }
                 RedisHandle::Tiered(t) => common::redis_json(
                     t.remote().redis_stats(),
                     t.remote().circuit_state(),
                     Some(t.local_hits()),
                 ),
-                RedisHandle::Async(r) => common::redis_json(r.redis_stats(), r.circuit_state(), None),
+                RedisHandle::Async(r) => {
+                    common::redis_json(r.redis_stats(), r.circuit_state(), None)
+                }
             };
             extra.push(("redis", json));
         }

@@ -139,7 +139,11 @@ impl CacheStats {
     pub fn metrics(&self) -> Vec<Metric> {
         let r = &self.removed_by;
         let mut m = vec![
-            Metric::counter("resumed_total", "Handshakes that resumed a session.", self.resumed),
+            Metric::counter(
+                "resumed_total",
+                "Handshakes that resumed a session.",
+                self.resumed,
+            ),
             Metric::counter(
                 "full_total",
                 "Handshakes that did not resume a session (full handshakes).",
@@ -150,9 +154,21 @@ impl CacheStats {
                 "Handshakes whose client offered a session id or ticket.",
                 self.lookups,
             ),
-            Metric::counter("hits_total", "Lookups that handed OpenSSL a session.", self.hits),
-            Metric::counter("misses_total", "Lookups that did not, for any reason.", self.misses),
-            Metric::counter("stored_total", "Sessions written to the store.", self.stored),
+            Metric::counter(
+                "hits_total",
+                "Lookups that handed OpenSSL a session.",
+                self.hits,
+            ),
+            Metric::counter(
+                "misses_total",
+                "Lookups that did not, for any reason.",
+                self.misses,
+            ),
+            Metric::counter(
+                "stored_total",
+                "Sessions written to the store.",
+                self.stored,
+            ),
             Metric::counter(
                 "skipped_total",
                 "New sessions not stored because they can never be looked up.",
@@ -292,7 +308,10 @@ mod tests {
                 "tls_session_cache_full_total{context=\"q\\\"\\\\\\nz\"} 2",
             ]
         );
-        assert_eq!(text.matches("# HELP tls_session_cache_full_total").count(), 1);
+        assert_eq!(
+            text.matches("# HELP tls_session_cache_full_total").count(),
+            1
+        );
     }
 
     #[test]

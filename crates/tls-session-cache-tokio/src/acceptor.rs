@@ -147,9 +147,9 @@ where
             let ssl = Ssl::new(&context).map_err(io::Error::other)?;
             let handshake = cache.accept(ssl, stream);
             let tls = match timeout {
-                Some(t) => tokio::time::timeout(t, handshake)
-                    .await
-                    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))?,
+                Some(t) => tokio::time::timeout(t, handshake).await.map_err(|_| {
+                    io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out")
+                })?,
                 None => handshake.await,
             }
             .map_err(io::Error::other)?;

@@ -80,7 +80,11 @@ impl StoreStats {
                 "Store lookups that found no live session.",
                 self.misses,
             ),
-            Metric::counter("store_inserts_total", "Sessions written to the store.", self.inserts),
+            Metric::counter(
+                "store_inserts_total",
+                "Sessions written to the store.",
+                self.inserts,
+            ),
             Metric::counter(
                 "store_evictions_total",
                 "Live sessions dropped by the store to make room.",
@@ -96,7 +100,11 @@ impl StoreStats {
                 "Sessions the store refused as too large.",
                 self.oversize,
             ),
-            Metric::counter("store_removals_total", "Sessions removed from the store.", self.removals),
+            Metric::counter(
+                "store_removals_total",
+                "Sessions removed from the store.",
+                self.removals,
+            ),
             Metric::counter(
                 "store_errors_total",
                 "Store operations that failed (including calls refused by an open circuit).",
@@ -127,7 +135,12 @@ mod tests {
         for metric in m {
             let total = metric.name.ends_with("_total");
             assert_eq!(total, metric.kind == MetricKind::Counter, "{metric:?}");
-            assert!(metric.name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
+            assert!(
+                metric
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'_')
+            );
         }
     }
 }

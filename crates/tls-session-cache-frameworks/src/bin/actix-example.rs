@@ -63,7 +63,10 @@ fn setup(args: &common::Args) -> Result<(openssl::ssl::SslAcceptorBuilder, Repor
     let (store, redis) = stores::open_blocking("actix-example", args)?;
     let mut acceptor = common::acceptor(args)?; // certificate and key
     // The session cache: build it, install it on the acceptor. That is all.
-    let cache = common::cache_settings(args).store(store).build().map_err(|e| e.to_string())?;
+    let cache = common::cache_settings(args)
+        .store(store)
+        .build()
+        .map_err(|e| e.to_string())?;
     cache.install(&mut acceptor).map_err(|e| e.to_string())?;
     Ok((acceptor, Report::blocking(cache, redis)))
 }
@@ -117,9 +120,13 @@ async fn handshake(req: HttpRequest) -> HttpResponse {
 }
 
 async fn stats(req: HttpRequest, report: web::Data<Report>) -> HttpResponse {
-    ok(&req).content_type("application/json").body(report.json())
+    ok(&req)
+        .content_type("application/json")
+        .body(report.json())
 }
 
 async fn metrics(req: HttpRequest, report: web::Data<Report>) -> HttpResponse {
-    ok(&req).content_type(METRICS_CONTENT_TYPE).body(report.metrics())
+    ok(&req)
+        .content_type(METRICS_CONTENT_TYPE)
+        .body(report.metrics())
 }

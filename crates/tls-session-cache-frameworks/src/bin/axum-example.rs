@@ -166,8 +166,10 @@ where
 fn answer(version: Version, content_type: &'static str, body: String) -> Response {
     let mut res = ([(header::CONTENT_TYPE, content_type)], body).into_response();
     if version < Version::HTTP_2 {
-        res.headers_mut()
-            .insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+        res.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
     }
     res
 }

@@ -165,7 +165,11 @@ async fn connection(
         .map_err(|e| e.to_string())
 }
 
-fn respond(req: &Request<Incoming>, report: &Report, handshake: &Handshake) -> Response<Full<Bytes>> {
+fn respond(
+    req: &Request<Incoming>,
+    report: &Report,
+    handshake: &Handshake,
+) -> Response<Full<Bytes>> {
     let (content_type, body) = match req.uri().path() {
         "/stats" => ("application/json", report.json()),
         "/metrics" => (METRICS_CONTENT_TYPE, report.metrics()),

@@ -17,7 +17,9 @@ use std::time::Duration;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, HandshakeKind, SignatureScheme};
+use rustls::{
+    ClientConfig, ClientConnection, DigitallySignedStruct, HandshakeKind, SignatureScheme,
+};
 use tls_session_cache_e2e::{KeyFile, RedisServer, ServerProcess, start_redis, store_url};
 
 /// A hang guard for every client socket, not a measurement.
@@ -106,8 +108,11 @@ pub fn s_client(
     sess_out: Option<&Path>,
 ) -> SClientRun {
     let mut cmd = Command::new("openssl");
-    cmd.args(["s_client", "-connect", &addr.to_string()])
-        .args(["-servername", "localhost", "-ign_eof"]);
+    cmd.args(["s_client", "-connect", &addr.to_string()]).args([
+        "-servername",
+        "localhost",
+        "-ign_eof",
+    ]);
     match version {
         Version::Tls12 => cmd.args(["-tls1_2", "-no_ticket"]),
         Version::Tls13 => cmd.arg("-tls1_3"),
@@ -302,7 +307,11 @@ pub fn http_body(answer: &str) -> &str {
         .split_once("\r\n\r\n")
         .unwrap_or_else(|| panic!("no HTTP answer: {answer:?}"));
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    assert_eq!(body.len(), content_length(head), "truncated answer: {answer:?}");
+    assert_eq!(
+        body.len(),
+        content_length(head),
+        "truncated answer: {answer:?}"
+    );
     body
 }
 
@@ -391,7 +400,10 @@ pub fn client_dropping_tcp_after_handshake_resumes(run: &Running) {
         let s = stats(addr);
         assert!(counter(&s, "stored") >= 1, "{s}");
         let again = rustls_get(&config, addr, "/");
-        assert!(again.reused, "{version:?}: session lost with the dropped connection: {again:?}");
+        assert!(
+            again.reused,
+            "{version:?}: session lost with the dropped connection: {again:?}"
+        );
         assert_eq!(again.body["resumed"], true, "{again:?}");
     }
 }
@@ -424,7 +436,11 @@ async fn h2_get(config: &Arc<ClientConfig>, addr: SocketAddr) -> (bool, serde_js
         .await
         .expect("rustls handshake");
     let (_, conn) = tls.get_ref();
-    assert_eq!(conn.alpn_protocol(), Some(&b"h2"[..]), "ALPN did not pick h2");
+    assert_eq!(
+        conn.alpn_protocol(),
+        Some(&b"h2"[..]),
+        "ALPN did not pick h2"
+    );
     let reused = resumed(conn);
     let (mut sender, connection) = hyper::client::conn::http2::handshake(
         hyper_util::rt::TokioExecutor::new(),
@@ -439,7 +455,12 @@ async fn h2_get(config: &Arc<ClientConfig>, addr: SocketAddr) -> (bool, serde_js
     let response = sender.send_request(request).await.expect("HTTP/2 request");
     assert_eq!(response.version(), hyper::Version::HTTP_2);
     assert_eq!(response.status(), 200);
-    let body = response.into_body().collect().await.expect("body").to_bytes();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
     drop(sender);
     let _ = driver.await;
     let body: serde_json::Value = serde_json::from_slice(&body).expect("JSON body");
@@ -467,7 +488,10 @@ pub fn metrics_pass_promtool(run: &Running) {
         }
         String::from_utf8_lossy(&answer).into_owned()
     };
-    let head = text.split_once("\r\n\r\n").map(|(h, _)| h).unwrap_or_default();
+    let head = text
+        .split_once("\r\n\r\n")
+        .map(|(h, _)| h)
+        .unwrap_or_default();
     assert!(
         head.to_ascii_lowercase()
             .contains("content-type: text/plain; version=0.0.4"),
@@ -478,10 +502,15 @@ pub fn metrics_pass_promtool(run: &Running) {
     // Counted before this answer: 3 handshakes, 1 resumed (/metrics' own
     // connection included, as in /stats).
     assert!(
-        body.lines().any(|l| l.starts_with("tls_session_cache_resumed_total{context=\"tls-session-cache\"} 1")),
+        body.lines()
+            .any(|l| l
+                .starts_with("tls_session_cache_resumed_total{context=\"tls-session-cache\"} 1")),
         "{body}"
     );
-    assert!(body.contains("# TYPE tls_session_cache_store_entries gauge"), "{body}");
+    assert!(
+        body.contains("# TYPE tls_session_cache_store_entries gauge"),
+        "{body}"
+    );
 }
 
 /// Runs `promtool check metrics` on `text`; fails the test with its
@@ -493,7 +522,9 @@ pub fn promtool_check(text: &str) {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("promtool (Debian package prometheus) must be installed: cargo xtask test installs it");
+        .expect(
+            "promtool (Debian package prometheus) must be installed: cargo xtask test installs it",
+        );
     child
         .stdin
         .take()

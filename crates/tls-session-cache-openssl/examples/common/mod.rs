@@ -237,7 +237,10 @@ pub fn response(
     let (content_type, body) = if request.starts_with(b"GET /stats") {
         ("application/json", stats())
     } else if request.starts_with(b"GET /metrics") {
-        (tls_session_cache_openssl::prometheus::CONTENT_TYPE, metrics())
+        (
+            tls_session_cache_openssl::prometheus::CONTENT_TYPE,
+            metrics(),
+        )
     } else {
         let id = ssl.session().map(|s| hex(s.id())).unwrap_or_default();
         let body = format!(
