@@ -57,7 +57,7 @@ impl ServerProcess {
                 TEST_REDIS_TIMEOUT_MS.to_string(),
             ]);
         }
-        let mut child = Command::new(&binary)
+        let mut child = Command::new(binary)
             .args(["--listen", "127.0.0.1:0"])
             .args(&args)
             .env("RUST_LOG", "debug")
