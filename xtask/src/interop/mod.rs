@@ -98,24 +98,6 @@ impl ServerKind {
     }
 }
 
-/// The rows `cargo xtask test` runs against the framework servers: every
-/// scenario whose outcome depends on how the server accepts, serves and
-/// closes connections, and the fleet on Redis. The others (expiry, context
-/// isolation, restart, store down) exercise the cache and the store, the
-/// same code in every server; they run against the blocking and the async
-/// server. `cargo xtask interop --server actix|axum|hyper` runs them all.
-pub const FRAMEWORK_ROWS: &[&str] = &[
-    "tls12-session-id",
-    "tls13-stateful-ticket",
-    "tls13-single-use",
-    "tls12-reconnect",
-    "fleet",
-    "stats",
-    "unclean-close-s_time",
-    "unclean-close-preconnect",
-    "shutdown",
-];
-
 /// Options of `cargo xtask interop`.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -327,15 +309,6 @@ mod tests {
         assert_eq!(o.server, ServerKind::Async);
         let names: Vec<_> = o.selected().unwrap().iter().map(|s| s.name).collect();
         assert_eq!(names, ["tls12-session-id", "expiry"]);
-    }
-
-    #[test]
-    fn framework_rows_are_scenarios() {
-        let o = Options {
-            only: FRAMEWORK_ROWS.iter().map(|s| s.to_string()).collect(),
-            ..Options::default()
-        };
-        assert_eq!(o.selected().unwrap().len(), FRAMEWORK_ROWS.len());
     }
 
     #[test]
