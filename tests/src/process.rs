@@ -41,7 +41,12 @@ impl ServerProcess {
     /// own: these tests check behaviour, not latency, and a loaded CI
     /// machine can miss the 50 ms default now and then.
     pub fn start(args: &[&str]) -> ServerProcess {
-        let binary = server_binary();
+        ServerProcess::start_binary(&server_binary(), args)
+    }
+
+    /// [`start`](Self::start) for another server binary with the example
+    /// server's command line and readiness line (the framework examples).
+    pub fn start_binary(binary: &std::path::Path, args: &[&str]) -> ServerProcess {
         let mut args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         let redis_store = args
             .windows(2)
@@ -52,7 +57,7 @@ impl ServerProcess {
                 TEST_REDIS_TIMEOUT_MS.to_string(),
             ]);
         }
-        let mut child = Command::new(&binary)
+        let mut child = Command::new(binary)
             .args(["--listen", "127.0.0.1:0"])
             .args(&args)
             .env("RUST_LOG", "debug")

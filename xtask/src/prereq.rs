@@ -64,6 +64,12 @@ pub const VALGRIND: Need = Need {
     package: "valgrind",
     why: "the leak check runs 2000+ resumed handshakes under it",
 };
+/// `promtool`, the Prometheus project's checker of the text format.
+pub const PROMTOOL: Need = Need {
+    what: "promtool",
+    package: "prometheus",
+    why: "the framework examples' end-to-end tests check /metrics with `promtool check metrics`",
+};
 /// `perl` and `make`, to build OpenSSL from source.
 pub const PERL: Need = Need {
     what: "perl",
@@ -92,6 +98,7 @@ pub const FOR_TEST: &[Need] = &[
     REDIS_SERVER,
     REDIS_CLI,
     VALGRIND,
+    PROMTOOL,
 ];
 
 /// Whether a command may install what is missing.

@@ -7,9 +7,11 @@ use crate::error::Error;
 use crate::prereq::{self, Install};
 use crate::{interop, leak};
 
-/// Runs fmt check, clippy, the workspace tests, the leak check and interop
-/// against the blocking and the async example server (every row must PASS;
-/// SKIP fails). Stops at the first failing step and
+/// Runs fmt check, clippy, the workspace tests (the framework examples'
+/// end-to-end tests included), the leak check, interop against the
+/// blocking and the async example server, and interop against the actix,
+/// axum and hyper examples (every row must
+/// PASS; SKIP fails). Stops at the first failing step and
 /// prints the wall time of each step that ran.
 pub fn run(args: &[String]) -> Result<(), Error> {
     let mut args = args.to_vec();
@@ -91,6 +93,25 @@ fn steps(times: &mut Vec<(&'static str, Duration, bool)>, install: Install) -> R
             install,
             ..interop::Options::default()
         })
+    })?;
+    // The framework examples: their end-to-end tests ran in `cargo test
+    // --workspace`; here, every interop row against each (about 16 s of
+    // scenarios per server; their release build is the larger cost).
+    timed("interop actix/axum/hyper", &mut || {
+        for server in [
+            interop::ServerKind::Actix,
+            interop::ServerKind::Axum,
+            interop::ServerKind::Hyper,
+        ] {
+            eprintln!("==> cargo xtask interop --server {}", server.name());
+            interop::run(&interop::Options {
+                require_all: true,
+                server,
+                install,
+                ..interop::Options::default()
+            })?;
+        }
+        Ok(())
     })?;
     Ok(())
 }

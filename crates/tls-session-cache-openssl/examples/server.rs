@@ -15,7 +15,8 @@
 //!   logs go to stderr;
 //! * answers every request with `{"resumed":bool,"protocol":"TLSv1.3",
 //!   "session_id":"hex"}`, and `GET /stats` with the cache statistics
-//!   (with a Redis store, plus a `"redis":{…}` object of its own counters);
+//!   (with a Redis store, plus a `"redis":{…}` object of its own counters),
+//!   and `GET /metrics` with the same counters in the Prometheus text format;
 //! * SIGINT / SIGTERM: stops accepting, finishes in-flight connections,
 //!   frees everything and exits 0. Bad arguments exit 2.
 //!
@@ -59,7 +60,8 @@ use common::{Args, IO_TIMEOUT, Logger};
 use openssl::ssl::{Ssl, SslContext, SslStream};
 use tls_session_cache::{MemoryStore, SessionStore};
 use tls_session_cache_openssl::SessionCache;
-use tls_session_cache_redis::{KeyRing, RedisStore, TieredStore, redact_url};
+use tls_session_cache_openssl::prometheus::Exposition;
+use tls_session_cache_redis::{KeyRing, RedisStore, TieredStore, local_hits_metric, redact_url};
 
 /// The `--store` choices in the usage line.
 const STORES: &str = "memory|redis://HOST:PORT|rediss://HOST:PORT|redis+cluster://H1:P1,H2:P2,...\
@@ -108,6 +110,27 @@ fn stats_json(cache: &SessionCache, handle: &StoreHandle) -> String {
         Some(redis) => cache.stats().to_json_with(&[("redis", redis)]),
         None => cache.stats().to_json(),
     }
+}
+
+/// The statistics in the Prometheus text format (`GET /metrics`): the
+/// cache's counters and, with a Redis store, the store's, labelled with the
+/// cache's context.
+fn metrics_text(cache: &SessionCache, handle: &StoreHandle) -> String {
+    let context = common::context_label(cache);
+    let mut e = Exposition::new();
+    e.add(&context, cache.stats().metrics());
+    match handle {
+        StoreHandle::Memory => {}
+        StoreHandle::Redis(r) => {
+            e.add(&context, r.redis_stats().metrics(r.circuit_state()));
+        }
+        StoreHandle::Tiered(t) => {
+            let r = t.remote();
+            e.add(&context, r.redis_stats().metrics(r.circuit_state()));
+            e.add(&context, [local_hits_metric(t.local_hits())]);
+        }
+    }
+    e.render()
 }
 
 /// A Redis store for `url` (`redis://…` or `redis+cluster://…`).
@@ -300,7 +323,12 @@ fn serve_connection(
         .accept(stream)
         .map_err(|e| io::Error::other(e.to_string()))?;
     let request = read_request(&mut tls);
-    let response = common::response(&request, tls.ssl(), || stats_json(cache, handle));
+    let response = common::response(
+        &request,
+        tls.ssl(),
+        || stats_json(cache, handle),
+        || metrics_text(cache, handle),
+    );
     tls.write_all(response.as_bytes())?;
     tls.flush()?;
     // close_notify, so the client knows the answer is complete (the session

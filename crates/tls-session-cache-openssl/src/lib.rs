@@ -46,6 +46,7 @@
 //! | `ratelimit` | at most one per-handshake warning per second per kind |
 //! | `state` | the state the callbacks share (store, policy, counters) |
 //! | [`stats`] | [`CacheStats`] |
+//! | [`prometheus`] | [`CacheStats::to_prometheus`], [`Exposition`](prometheus::Exposition): the `/metrics` text format |
 //! | [`error`] | [`Error`] |
 //! | [`selfsigned`] | [`self_signed_localhost`] for tests and trials |
 //!
@@ -69,6 +70,7 @@ mod exdata;
 mod ffi;
 mod live;
 pub mod parked;
+pub mod prometheus;
 mod ratelimit;
 pub mod selfsigned;
 mod state;

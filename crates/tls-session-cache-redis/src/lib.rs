@@ -159,7 +159,7 @@ pub use backend::AccessDenied;
 pub use breaker::CircuitState;
 pub use keyring::{BadKeyLine, KEY_LEN, KeyRing, KeyRingError};
 pub use naming::{KeyFormat, RedisKey};
-pub use stats::RedisStats;
+pub use stats::{RedisStats, local_hits_metric};
 pub use store::{BuildError, RedisStore, RedisStoreBuilder};
 pub use target::redact_url;
 pub use tiered::TieredStore;

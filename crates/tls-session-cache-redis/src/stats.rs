@@ -2,7 +2,9 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use tls_session_cache::StoreStats;
+use tls_session_cache::{Metric, StoreStats};
+
+use crate::breaker::CircuitState;
 
 use crate::ratelimit::Limiter;
 
@@ -50,6 +52,77 @@ pub struct RedisStats {
     pub auth_errors: u64,
     /// Sentinel only: times the master's address changed (failovers seen).
     pub master_changes: u64,
+}
+
+impl RedisStats {
+    /// The Redis counters as [`Metric`]s (`redis_…_total`; the write-behind
+    /// queue length `redis_queued_writes` as a gauge), and the circuit
+    /// `circuit`, now, as the gauge `redis_circuit_state{state=…}`: 1 for
+    /// the state it is in, 0 for the others.
+    pub fn metrics(&self, circuit: CircuitState) -> Vec<Metric> {
+        let mut m = vec![
+            Metric::counter(
+                "redis_timeouts_total",
+                "Redis calls that hit the connect, read or write timeout.",
+                self.timeouts,
+            ),
+            Metric::counter(
+                "redis_circuit_open_rejections_total",
+                "Redis calls refused at once because the circuit was open.",
+                self.circuit_open_rejections,
+            ),
+            Metric::counter(
+                "redis_circuit_opens_total",
+                "Times the Redis circuit opened (including failed probes).",
+                self.circuit_opens,
+            ),
+            Metric::counter(
+                "redis_corrupt_total",
+                "Redis values that did not open or decode (left to expire).",
+                self.corrupt,
+            ),
+            Metric::counter(
+                "redis_unknown_key_total",
+                "Redis values sealed under a key id this server does not hold.",
+                self.unknown_key,
+            ),
+            Metric::counter(
+                "redis_dropped_writes_total",
+                "Write-behind sessions dropped because the queue was full.",
+                self.dropped_writes,
+            ),
+            Metric::gauge(
+                "redis_queued_writes",
+                "Write-behind sessions waiting now.",
+                self.queued_writes,
+            ),
+        ];
+        for (state, name) in [
+            (CircuitState::Closed, "closed"),
+            (CircuitState::Open, "open"),
+            (CircuitState::HalfOpen, "half_open"),
+        ] {
+            m.push(
+                Metric::gauge(
+                    "redis_circuit_state",
+                    "1 for the state the Redis circuit breaker is in now, 0 for the others.",
+                    u64::from(state == circuit),
+                )
+                .with_label("state", name),
+            );
+        }
+        m
+    }
+}
+
+/// A tiered store's local-tier hits as a [`Metric`]
+/// (`redis_local_hits_total`).
+pub fn local_hits_metric(local_hits: u64) -> Metric {
+    Metric::counter(
+        "redis_local_hits_total",
+        "Tiered store: lookups answered by the local tier.",
+        local_hits,
+    )
 }
 
 #[derive(Debug, Default)]
@@ -111,5 +184,29 @@ impl Counters {
             auth_errors: self.auth_errors.load(Relaxed),
             master_changes: self.master_changes.load(Relaxed),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn circuit_state_is_one_gauge_per_state() {
+        let m = RedisStats::default().metrics(CircuitState::Open);
+        let states: Vec<_> = m
+            .iter()
+            .filter(|m| m.name == "redis_circuit_state")
+            .map(|m| (m.label, m.value))
+            .collect();
+        assert_eq!(
+            states,
+            [
+                (Some(("state", "closed")), 0),
+                (Some(("state", "open")), 1),
+                (Some(("state", "half_open")), 0)
+            ]
+        );
+        assert_eq!(m.len(), 10);
     }
 }

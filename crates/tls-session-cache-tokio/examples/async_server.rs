@@ -19,7 +19,8 @@
 //! * answers every request with `{"resumed":bool,"protocol":"TLSv1.3",
 //!   "session_id":"hex"}`, and `GET /stats` with the cache statistics —
 //!   the blocking server's members, then `"async":{…}` (the async layer's
-//!   counters) and, with Redis, `"redis":{…}`;
+//!   counters) and, with Redis, `"redis":{…}`; `GET /metrics` with the same
+//!   counters in the Prometheus text format;
 //! * SIGINT / SIGTERM: stops accepting, finishes in-flight connections,
 //!   flushes queued session writes, exits 0. Bad arguments exit 2.
 //!
@@ -44,6 +45,7 @@ use std::sync::Arc;
 use common::{Args, IO_TIMEOUT, Logger};
 use openssl::ssl::{Ssl, SslContext};
 use tls_session_cache::MemoryStore;
+use tls_session_cache_openssl::prometheus::Exposition;
 use tls_session_cache_redis::{AsyncRedisStore, redact_url};
 use tls_session_cache_tokio::{AsyncSessionCache, AsyncSessionStore};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -223,7 +225,12 @@ async fn serve_connection(
     let ssl = Ssl::new(ctx).map_err(|e| e.to_string())?;
     let mut tls = cache.accept(ssl, tcp).await.map_err(|e| e.to_string())?;
     let request = read_request(&mut tls).await;
-    let response = common::response(&request, tls.ssl(), || stats_json(cache, redis));
+    let response = common::response(
+        &request,
+        tls.ssl(),
+        || stats_json(cache, redis),
+        || metrics_text(cache, redis),
+    );
     // This connection's new sessions (TLS 1.2: during the handshake; TLS
     // 1.3: the tickets, sent by the end of it) are stored before the client
     // sees the response and can come back.
@@ -248,6 +255,19 @@ async fn read_request<S: tokio::io::AsyncRead + Unpin>(tls: &mut S) -> Vec<u8> {
         }
     }
     buf
+}
+
+/// `GET /metrics`: the cache's, the async layer's and (with Redis) the
+/// store's counters in the Prometheus text format.
+fn metrics_text(cache: &AsyncSessionCache, redis: Option<&AsyncRedisStore>) -> String {
+    let context = common::context_label(cache.session_cache());
+    let mut e = Exposition::new();
+    e.add(&context, cache.stats().metrics());
+    e.add(&context, cache.async_stats().metrics());
+    if let Some(r) = redis {
+        e.add(&context, r.redis_stats().metrics(r.circuit_state()));
+    }
+    e.render()
 }
 
 /// The blocking server's statistics object, then `"async":{…}`, then with

@@ -23,6 +23,7 @@
 //! | module | holds |
 //! |---|---|
 //! | [`cache`] | [`AsyncSessionCache`], its builder, `accept`, `flush` |
+//! | `acceptor` | `SessionCacheAcceptor`: the cache as an axum-server acceptor (feature `axum-server`) |
 //! | [`store`] | [`AsyncSessionStore`] and its impls (MemoryStore, `AsyncRedisStore` with feature `redis`) |
 //! | [`hello`] | the client-hello callback and the lookup plan |
 //! | [`psk`] | the `pre_shared_key` / `supported_versions` parsers |
@@ -53,6 +54,8 @@
 //! [tokio-openssl]: https://docs.rs/tokio-openssl
 #![warn(missing_docs)]
 
+#[cfg(feature = "axum-server")]
+pub mod acceptor;
 pub mod cache;
 pub mod error;
 pub mod hello;

@@ -2,6 +2,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+use tls_session_cache::Metric;
+
 /// What the async layer did, beside the binding's
 /// [`CacheStats`](tls_session_cache_openssl::CacheStats).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -50,6 +52,65 @@ impl AsyncStats {
             self.dropped_writes,
             self.write_errors,
         )
+    }
+}
+
+impl AsyncStats {
+    /// The async layer's counters as [`Metric`]s (`async_…_total`; the
+    /// writes not done yet, `async_pending_writes`, as a gauge).
+    pub fn metrics(&self) -> Vec<Metric> {
+        vec![
+            Metric::counter(
+                "async_retries_total",
+                "Handshakes paused by the client-hello callback for a lookup.",
+                self.retries,
+            ),
+            Metric::counter(
+                "async_lookups_total",
+                "Store lookups made by accept (one per id looked up).",
+                self.lookups,
+            ),
+            Metric::counter(
+                "async_found_total",
+                "Async lookups that found a session.",
+                self.found,
+            ),
+            Metric::counter(
+                "async_lookup_errors_total",
+                "Async lookups that failed (the handshake went on as a miss).",
+                self.lookup_errors,
+            ),
+            Metric::counter(
+                "async_malformed_total",
+                "ClientHellos whose pre_shared_key or supported_versions did not parse.",
+                self.malformed,
+            ),
+            Metric::counter(
+                "async_panics_total",
+                "Panics caught in the client-hello callback.",
+                self.panics,
+            ),
+            Metric::counter(
+                "async_queued_total",
+                "New sessions and removals queued for the writer task.",
+                self.queued,
+            ),
+            Metric::gauge(
+                "async_pending_writes",
+                "Queued writes not done yet.",
+                self.pending_writes,
+            ),
+            Metric::counter(
+                "async_dropped_writes_total",
+                "Writes dropped because the queue was full.",
+                self.dropped_writes,
+            ),
+            Metric::counter(
+                "async_write_errors_total",
+                "Queued writes the store refused or failed.",
+                self.write_errors,
+            ),
+        ]
     }
 }
 

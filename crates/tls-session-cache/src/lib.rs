@@ -12,6 +12,7 @@
 //! | [`store`] | the [`SessionStore`] trait and [`StoreError`] |
 //! | [`policy`] | [`CachePolicy`] — lifetimes, size limit, TLS 1.3 single use |
 //! | [`stats`] | [`StoreStats`] — counters named like OpenSSL's `SSL_CTX_sess_*` |
+//! | [`metrics`] | [`Metric`], [`MetricKind`] — snapshots described for an exposition format |
 //! | [`clock`] | [`Clock`], [`SystemClock`], [`ManualClock`] |
 //! | [`envelope`] | [`encode`] / [`decode`] — a versioned binary form for remote stores |
 //! | [`memory`] | [`MemoryStore`] — the embedded, byte-bounded, CLOCK-evicting default |
@@ -41,6 +42,7 @@ pub mod clock;
 pub mod envelope;
 pub mod key;
 pub mod memory;
+pub mod metrics;
 pub mod policy;
 pub mod session;
 pub mod stats;
@@ -50,6 +52,7 @@ pub use clock::{Clock, ManualClock, SystemClock, UnixTime};
 pub use envelope::{EnvelopeError, decode, decode_with_limit, encode};
 pub use key::{KeyError, SessionId, SessionIdContext, SessionKey};
 pub use memory::{MemoryStore, MemoryStoreBuilder};
+pub use metrics::{Metric, MetricKind};
 pub use policy::CachePolicy;
 pub use session::{Protocol, StoredSession};
 pub use stats::StoreStats;

@@ -28,7 +28,7 @@ mod unclean;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::cargo;
+use crate::cargo::{self, TargetKind};
 use crate::error::Error;
 use crate::prereq::{self, Install};
 use context::Context;
@@ -44,6 +44,61 @@ pub enum ServerKind {
     /// `tls-session-cache-tokio`'s `examples/async_server.rs`: tokio, lookups
     /// through the client-hello retry.
     Async,
+    /// `tls-session-cache-frameworks`' `actix-example`: actix-web 4,
+    /// blocking lookups in actix's workers.
+    Actix,
+    /// `tls-session-cache-frameworks`' `axum-example`: axum on axum-server
+    /// with the tokio crate's `SessionCacheAcceptor`.
+    Axum,
+    /// `tls-session-cache-frameworks`' `hyper-example`: hyper 1 +
+    /// hyper-util over `AsyncSessionCache::accept`.
+    Hyper,
+}
+
+impl ServerKind {
+    /// Parses `--server`'s value.
+    pub fn parse(name: &str) -> Result<ServerKind, Error> {
+        Ok(match name {
+            "blocking" => ServerKind::Blocking,
+            "async" => ServerKind::Async,
+            "actix" => ServerKind::Actix,
+            "axum" => ServerKind::Axum,
+            "hyper" => ServerKind::Hyper,
+            other => {
+                return Err(Error::Usage(format!(
+                    "`--server {other}`: expected blocking, async, actix, axum or hyper"
+                )));
+            }
+        })
+    }
+
+    /// The name `--server` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            ServerKind::Blocking => "blocking",
+            ServerKind::Async => "async",
+            ServerKind::Actix => "actix",
+            ServerKind::Axum => "axum",
+            ServerKind::Hyper => "hyper",
+        }
+    }
+
+    /// Builds the server (release) and returns its executable.
+    fn build(self) -> Result<PathBuf, Error> {
+        const FRAMEWORKS: &str = "tls-session-cache-frameworks";
+        let bin = |name| cargo::build_release(FRAMEWORKS, TargetKind::Bin, name);
+        match self {
+            ServerKind::Blocking => {
+                cargo::build_release_example("tls-session-cache-openssl", "server")
+            }
+            ServerKind::Async => {
+                cargo::build_release_example("tls-session-cache-tokio", "async_server")
+            }
+            ServerKind::Actix => bin("actix-example"),
+            ServerKind::Axum => bin("axum-example"),
+            ServerKind::Hyper => bin("hyper-example"),
+        }
+    }
 }
 
 /// Options of `cargo xtask interop`.
@@ -78,8 +133,9 @@ impl Default for Options {
 
 /// Help text for the interop flags.
 pub const USAGE: &str = "\
-interop [--openssl PATH] [--json FILE] [--only NAME[,NAME]] [--server blocking|async] [--install]
-    builds the example server (release), runs openssl s_client scenarios against it and
+interop [--openssl PATH] [--json FILE] [--only NAME[,NAME]]
+        [--server blocking|async|actix|axum|hyper] [--install]
+    builds the example server (release; actix, axum, hyper: the framework examples), runs openssl s_client scenarios against it and
     prints: scenario | TLS version | expected | observed | PASS/FAIL/SKIP.
     Exit status is non-zero if any row FAILs. Missing system packages (openssl,
     libssl-dev, pkg-config; redis-server for the Redis scenarios) are installed with
@@ -104,17 +160,7 @@ impl Options {
                 "--only" => o
                     .only
                     .extend(value()?.split(',').map(|s| s.trim().to_string())),
-                "--server" => {
-                    o.server = match value()?.as_str() {
-                        "blocking" => ServerKind::Blocking,
-                        "async" => ServerKind::Async,
-                        other => {
-                            return Err(Error::Usage(format!(
-                                "`--server {other}`: expected `blocking` or `async`"
-                            )));
-                        }
-                    }
-                }
+                "--server" => o.server = ServerKind::parse(&value()?)?,
                 other => return Err(Error::Usage(format!("unknown interop flag `{other}`"))),
             }
         }
@@ -160,14 +206,7 @@ pub fn run(options: &Options) -> Result<(), Error> {
     {
         eprintln!("note: {e}; the Redis scenarios will be SKIPped");
     }
-    let server_bin = match options.server {
-        ServerKind::Blocking => {
-            cargo::build_release_example("tls-session-cache-openssl", "server")?
-        }
-        ServerKind::Async => {
-            cargo::build_release_example("tls-session-cache-tokio", "async_server")?
-        }
-    };
+    let server_bin = options.server.build()?;
     let mut ctx =
         Context::new(options.openssl.clone(), server_bin).map_err(|source| Error::File {
             path: std::env::temp_dir().display().to_string(),
@@ -280,6 +319,10 @@ mod tests {
         assert!(Options::parse(&args(&["--bogus"])).is_err());
         assert!(Options::parse(&args(&["--json"])).is_err());
         assert!(Options::parse(&args(&["--server", "fast"])).is_err());
+        for name in ["blocking", "async", "actix", "axum", "hyper"] {
+            let o = Options::parse(&args(&["--server", name])).unwrap();
+            assert_eq!(o.server.name(), name);
+        }
         let o = Options::parse(&args(&["--only", "nope"])).unwrap();
         assert!(o.selected().is_err());
     }

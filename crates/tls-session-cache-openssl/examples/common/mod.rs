@@ -353,25 +353,42 @@ pub fn request_read(buf: &[u8]) -> bool {
 }
 
 /// The HTTP response to `request` on the connection `ssl`: `stats()` for
-/// `GET /stats`, else the connection's session as
+/// `GET /stats`, `metrics()` (Prometheus text format) for `GET /metrics`,
+/// else the connection's session as
 /// `{"resumed":bool,"protocol":"TLSv1.3","session_id":"hex"}`.
-pub fn response(request: &[u8], ssl: &SslRef, stats: impl FnOnce() -> String) -> String {
-    let body = if request.starts_with(b"GET /stats") {
-        stats()
+pub fn response(
+    request: &[u8],
+    ssl: &SslRef,
+    stats: impl FnOnce() -> String,
+    metrics: impl FnOnce() -> String,
+) -> String {
+    let (content_type, body) = if request.starts_with(b"GET /stats") {
+        ("application/json", stats())
+    } else if request.starts_with(b"GET /metrics") {
+        (
+            tls_session_cache_openssl::prometheus::CONTENT_TYPE,
+            metrics(),
+        )
     } else {
         let id = ssl.session().map(|s| hex(s.id())).unwrap_or_default();
-        format!(
+        let body = format!(
             "{{\"resumed\":{},\"protocol\":\"{}\",\"session_id\":\"{}\"}}",
             ssl.session_reused(),
             ssl.version_str(),
             id
-        )
+        );
+        ("application/json", body)
     };
     format!(
-        "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{}",
+        "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{}",
         body.len(),
         body
     )
+}
+
+/// The `context` label of `/metrics`: the cache's session-id context.
+pub fn context_label(cache: &SessionCache) -> String {
+    String::from_utf8_lossy(cache.context().as_bytes()).into_owned()
 }
 
 fn hex(bytes: &[u8]) -> String {
