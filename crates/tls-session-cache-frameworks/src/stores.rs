@@ -39,14 +39,25 @@ fn memory_notes(program: &str, args: &Args, has_keys: bool) {
     }
 }
 
-/// A blocking store from `--store memory|redis://…|redis+cluster://…|tiered+redis://…`.
+/// A blocking store from `--store memory|redis://…|rediss://…|redis+cluster://…|redis+sentinel://…|tiered+redis://…`.
 pub fn open_blocking(
     program: &str,
     args: &Args,
 ) -> Result<(Box<dyn SessionStore>, Option<RedisHandle>), String> {
     let keys = common::seal_keys(args)?;
     let spec = args.store.as_str();
-    let is_redis = |s: &str| s.starts_with("redis://") || s.starts_with("redis+cluster://");
+    let is_redis = |s: &str| {
+        [
+            "redis://",
+            "rediss://",
+            "redis+cluster://",
+            "rediss+cluster://",
+            "redis+sentinel://",
+            "rediss+sentinel://",
+        ]
+        .iter()
+        .any(|scheme| s.starts_with(scheme))
+    };
     let redis = |url: &str, keys| -> Result<RedisStore, String> {
         common::redis_builder(url, keys, args, EPHEMERAL)?
             .build()
@@ -75,7 +86,8 @@ pub fn open_blocking(
         s => {
             return Err(format!(
                 "--store {s}: expected memory, redis://HOST:PORT, \
-                 redis+cluster://HOST:PORT,HOST:PORT,… or tiered+redis://HOST:PORT"
+                 rediss://HOST:PORT, redis+cluster://HOST:PORT,HOST:PORT,…, \
+                 redis+sentinel://HOST:PORT,…/NAME or tiered+redis://HOST:PORT"
             ));
         }
     };
@@ -106,7 +118,15 @@ pub fn open_async(
             memory_notes(program, args, keys.is_some());
             Ok((Arc::new(MemoryStore::default()), None))
         }
-        url if url.starts_with("redis://") => {
+        url if [
+            "redis://",
+            "rediss://",
+            "redis+sentinel://",
+            "rediss+sentinel://",
+        ]
+        .iter()
+        .any(|scheme| url.starts_with(scheme)) =>
+        {
             let store = common::redis_builder(url, keys, args, EPHEMERAL)?
                 .build_async()
                 .map_err(|e| format!("--store {url}: {e}"))?;
@@ -117,7 +137,8 @@ pub fn open_async(
             ))
         }
         s => Err(format!(
-            "--store {s}: the async servers support memory and redis://HOST:PORT"
+            "--store {s}: the async servers support memory, redis://HOST:PORT, \
+             rediss://HOST:PORT and redis+sentinel://HOST:PORT,…/NAME"
         )),
     }
 }
