@@ -272,3 +272,29 @@ fn the_strict_switch_removes_sessions_of_unclean_closes() {
     server.accepted();
     assert!(!resumed);
 }
+
+/// Issue 11, defect 1 on the async path: A, which issued the ticket, stays
+/// open while B resumes it with another cipher; A's session (its own
+/// object) must not be written by B's handshake.
+#[test]
+fn a_resumed_ticket_never_shares_the_issuers_session_object() {
+    const AES128: &str = "TLS_AES_128_GCM_SHA256";
+    const CHACHA: &str = "TLS_CHACHA20_POLY1305_SHA256";
+    let store = Arc::new(MemoryStore::default());
+    let server = server(store, b"async-shared", Ending::GreetAndReadToEof);
+    let aes = Client::configured(TLS13, |b| b.set_ciphersuites(AES128).unwrap());
+    let chacha = Client::configured(TLS13, |b| b.set_ciphersuites(CHACHA).unwrap());
+    let (_, tickets, a) = greeted(&aes, server.addr, None);
+    assert_eq!(tickets.len(), 2);
+    // B resumes A's second ticket — whose object is A's `s->session`.
+    let (resumed, _, b) = greeted(&chacha, server.addr, Some(&copy(&tickets[1])));
+    assert!(resumed, "{:?}", server.cache.stats());
+    drop(b);
+    assert_eq!(server.accepted().cipher, CHACHA);
+    drop(a);
+    assert_eq!(
+        server.accepted().cipher,
+        AES128,
+        "A's session was written by B"
+    );
+}

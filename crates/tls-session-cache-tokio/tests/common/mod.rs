@@ -23,6 +23,8 @@ use tokio::sync::oneshot;
 pub struct Accepted {
     pub resumed: bool,
     pub version: &'static str,
+    /// The connection's cipher when it ended (read from its session).
+    pub cipher: &'static str,
 }
 
 /// How the server ends each connection.
@@ -151,8 +153,10 @@ async fn serve(
     let resumed = tls.ssl().session_reused();
     let version = tls.ssl().version_str();
     if ending == Ending::GreetAndReadToEof {
-        tls.write_all(b"hello\n").await.map_err(|e| e.to_string())?;
+        // The tickets were issued by the handshake: stored before the
+        // client can read the greeting and come back.
         cache.flush().await;
+        tls.write_all(b"hello\n").await.map_err(|e| e.to_string())?;
         let mut buf = [0u8; 64];
         // No close_notify: OpenSSL 3 reports an unexpected EOF (an error).
         while let Ok(n) = tls.read(&mut buf).await {
@@ -160,7 +164,12 @@ async fn serve(
                 break;
             }
         }
-        return Ok(Accepted { resumed, version });
+        let cipher = cipher(tls.ssl());
+        return Ok(Accepted {
+            resumed,
+            version,
+            cipher,
+        });
     }
     let mut line = String::new();
     BufReader::new(&mut tls)
@@ -176,11 +185,22 @@ async fn serve(
     if ending == Ending::Clean {
         tls.shutdown().await.map_err(|e| e.to_string())?;
     }
-    Ok(Accepted { resumed, version })
+    let cipher = cipher(tls.ssl());
+    Ok(Accepted {
+        resumed,
+        version,
+        cipher,
+    })
 }
 
 /// A redis-server on a free loopback port; a missing binary fails the test.
 pub fn redis() -> tls_session_cache_testkit::RedisServer {
     tls_session_cache_testkit::RedisServer::start()
         .unwrap_or_else(|e| panic!("cannot start redis-server: {e}"))
+}
+
+/// The name of the connection's current cipher (OpenSSL reads it from the
+/// connection's session).
+fn cipher(ssl: &openssl::ssl::SslRef) -> &'static str {
+    ssl.current_cipher().map_or("none", |c| c.name())
 }
