@@ -132,6 +132,7 @@ fn store_new_session(
     // plain DER when that cannot be reproduced exactly.
     if let Some(compact) = compact::compact(
         &der,
+        protocol,
         key.id.as_bytes(),
         key.context.as_bytes(),
         authenticated,
@@ -347,7 +348,10 @@ fn lookup(
     // were checked when it was stored), and skip d2i.
     if let Some(session) = inner.decoded.hit(&key, &stored, single_use) {
         bump(&c.decoded_hits);
-        return Some((session, stored.created));
+        let created = stored.created;
+        // The store's copy of the bytes: zeroed if this is the last holder.
+        stored.scrub();
+        return Some((session, created));
     }
     // A bad entry is counted, logged and removed (unless the answer was
     // parked: then the store is not called from here).
@@ -383,7 +387,9 @@ fn lookup(
         );
         return None;
     }
-    Some((session, stored.created))
+    let created = stored.created;
+    stored.scrub();
+    Some((session, created))
 }
 
 // ---------------------------------------------------------------------------

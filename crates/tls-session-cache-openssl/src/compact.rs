@@ -9,10 +9,11 @@
 //!
 //! | bytes | |
 //! |---|---|
-//! | 1 | format: [`COMPACT_V1`] |
+//! | 1 | format: [`COMPACT_V1`], or [`COMPACT_V2`] when the first three elements have their usual shape |
 //! | 1–10 | `time − created`, zigzag LEB128 |
 //! | 1–10 | `timeout − (expires − created)`, zigzag LEB128 (usually one byte each) |
-//! | 4 | check: FNV-1a (32 bits) of the id and the context it was stored under |
+//! | 4 | check: FNV-1a (32 bits) of the id and the context it was stored under and of the stored length |
+//! | 2 | [`COMPACT_V2`] only: the cipher suite; the version (`INTEGER 1`) and protocol version (that of the key's protocol) elements are implied |
 //! | rest | the DER's top-level elements other than the session id, `[1]` time, `[2]` timeout and `[4]` session-id context, in their order, without the outer `SEQUENCE` header |
 //!
 //! [`expand`] puts them back from the key and the store's times and
@@ -34,10 +35,21 @@
 //! ticket, the key's id, so it is restored the same way.
 
 use openssl::ssl::SslSession;
-use tls_session_cache::{SessionKey, StoredSession, UnixTime};
+use tls_session_cache::{Protocol, SessionKey, StoredSession, UnixTime};
 
 /// First byte of the compact form.
 pub const COMPACT_V1: u8 = 0x01;
+/// First byte of the compact form whose version, protocol-version and
+/// cipher elements are implied (the cipher's two bytes kept).
+pub const COMPACT_V2: u8 = 0x02;
+
+/// The DER `ssl_version` element's value for sessions under `protocol`'s keys.
+fn ssl_version(protocol: Protocol) -> [u8; 2] {
+    match protocol {
+        Protocol::Tls12 => [0x03, 0x03],
+        Protocol::Tls13 => [0x03, 0x04],
+    }
+}
 /// First byte of plain DER (`SEQUENCE`).
 const SEQUENCE: u8 = 0x30;
 
@@ -54,8 +66,9 @@ pub enum CompactError {
     /// An element or a number does not parse.
     #[error("malformed stored session: {0}")]
     Malformed(&'static str),
-    /// Stored under another id or context than the one it was made for.
-    #[error("stored session belongs to another id or context")]
+    /// Stored under another id or context than the one it was made for (or
+    /// cut short).
+    #[error("stored session belongs to another id or context, or was cut")]
     KeyMismatch,
     /// The rebuilt DER does not decode (`d2i_SSL_SESSION`).
     #[error("stored session does not decode: {0}")]
@@ -78,6 +91,7 @@ pub enum CompactError {
 pub fn decode_stored(key: &SessionKey, stored: &StoredSession) -> Result<SslSession, CompactError> {
     let der = expand(
         &stored.der,
+        key.protocol,
         key.id.as_bytes(),
         key.context.as_bytes(),
         stored.created,
@@ -220,10 +234,11 @@ fn read_explicit_integer(bytes: &[u8]) -> Option<i64> {
     Some(v)
 }
 
-/// FNV-1a, 32 bits, of the id and the context (each with its length).
-fn key_check(id: &[u8], context: &[u8]) -> [u8; 4] {
+/// FNV-1a, 32 bits, of the id and the context (each with its length) and
+/// the stored form's length (which the outer DER header used to say).
+fn key_check(id: &[u8], context: &[u8], stored_len: usize) -> [u8; 4] {
     let mut h: u32 = 0x811c_9dc5;
-    for part in [id, context] {
+    for part in [id, context, &(stored_len as u32).to_le_bytes()] {
         for &b in std::iter::once(&(part.len() as u8)).chain(part) {
             h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
         }
@@ -263,6 +278,7 @@ fn read_varint(input: &mut &[u8]) -> Result<i64, CompactError> {
 /// reproduced exactly from that (store `der` as it is then).
 pub fn compact(
     der: &[u8],
+    protocol: Protocol,
     id: &[u8],
     context: &[u8],
     created: UnixTime,
@@ -286,22 +302,33 @@ pub fn compact(
     let timeout = read_explicit_integer(find(2)?.bytes)?;
     let created = i64::try_from(created).ok()?;
     let expires = i64::try_from(expires).ok()?;
+    let [v0, v1] = ssl_version(protocol);
+    let templated = all[0].bytes == [0x02, 0x01, 0x01]
+        && all[1].bytes == [0x02, 0x02, v0, v1]
+        && all[2].bytes.len() == 4
+        && all[2].bytes[..2] == [0x04, 0x02];
     let mut out = Vec::with_capacity(der.len());
-    out.push(COMPACT_V1);
+    out.push(if templated { COMPACT_V2 } else { COMPACT_V1 });
     push_varint(&mut out, time.checked_sub(created)?);
     push_varint(
         &mut out,
         timeout.checked_sub(expires.checked_sub(created)?)?,
     );
-    out.extend_from_slice(&key_check(id, context));
+    let check_at = out.len();
+    out.extend_from_slice(&[0; 4]);
+    if templated {
+        out.extend_from_slice(&all[2].bytes[2..]);
+    }
     for (i, e) in all.iter().enumerate() {
-        if i == 3 || matches!(e.context_tag, Some(1 | 2 | 4)) {
+        if i == 3 || (templated && i < 3) || matches!(e.context_tag, Some(1 | 2 | 4)) {
             continue;
         }
         out.extend_from_slice(e.bytes);
     }
+    let check = key_check(id, context, out.len());
+    out[check_at..check_at + 4].copy_from_slice(&check);
     // Exactly reproducible, or not used.
-    let mut back = expand(&out, id, context, created as u64, expires as u64).ok()?;
+    let mut back = expand(&out, protocol, id, context, created as u64, expires as u64).ok()?;
     let same = back == der;
     zeroize::Zeroize::zeroize(&mut back);
     if same {
@@ -316,6 +343,7 @@ pub fn compact(
 /// form rebuilt with the key's `id` and `context` and the store's times.
 pub fn expand(
     stored: &[u8],
+    protocol: Protocol,
     id: &[u8],
     context: &[u8],
     created: UnixTime,
@@ -324,13 +352,13 @@ pub fn expand(
     let (&format, mut rest) = stored.split_first().ok_or(CompactError::Truncated)?;
     match format {
         SEQUENCE => return Ok(stored.to_vec()),
-        COMPACT_V1 => {}
+        COMPACT_V1 | COMPACT_V2 => {}
         other => return Err(CompactError::Format(other)),
     }
     let time_delta = read_varint(&mut rest)?;
     let timeout_delta = read_varint(&mut rest)?;
     let (check, rest) = rest.split_at_checked(4).ok_or(CompactError::Truncated)?;
-    if check != key_check(id, context) {
+    if check != key_check(id, context, stored.len()) {
         return Err(CompactError::KeyMismatch);
     }
     let created = i64::try_from(created).map_err(|_| CompactError::Malformed("created"))?;
@@ -342,8 +370,19 @@ pub fn expand(
         .checked_sub(created)
         .and_then(|l| l.checked_add(timeout_delta))
         .ok_or(CompactError::Malformed("timeout"))?;
+    // The elements before the session id: kept (V1) or implied (V2).
+    let mut content = Vec::with_capacity(stored.len() + 64);
+    let (rest, before_id) = if format == COMPACT_V2 {
+        let (cipher, rest) = rest.split_at_checked(2).ok_or(CompactError::Truncated)?;
+        let [v0, v1] = ssl_version(protocol);
+        content.extend_from_slice(&[0x02, 0x01, 0x01, 0x02, 0x02, v0, v1, 0x04, 0x02]);
+        content.extend_from_slice(cipher);
+        (rest, 0)
+    } else {
+        (rest, 3)
+    };
     let kept = elements(rest)?;
-    if kept.len() < 4 || kept[..4].iter().any(|e| e.context_tag.is_some()) {
+    if kept.len() < before_id + 1 || kept[..=before_id].iter().any(|e| e.context_tag.is_some()) {
         return Err(CompactError::Malformed("elements"));
     }
     let mut id_element = Vec::with_capacity(2 + id.len());
@@ -363,10 +402,9 @@ pub fn expand(
     if let Some(c) = &context_element {
         restored.push((4, c));
     }
-    let mut content = Vec::with_capacity(stored.len() + 64);
     let mut pending = restored.into_iter().peekable();
     for (i, e) in kept.iter().enumerate() {
-        if i == 3 {
+        if i == before_id {
             content.extend_from_slice(&id_element);
         }
         if let Some(n) = e.context_tag {
@@ -414,27 +452,45 @@ mod tests {
     #[test]
     fn real_sessions_lose_id_context_and_times_and_come_back_exactly() {
         let (created, expires) = (1_796_007_090, 1_796_007_390);
-        for (der, want) in [(hex(TLS12), 78), (hex(TLS13), 82)] {
+        for (der, p, want) in [
+            (hex(TLS12), Protocol::Tls12, 69),
+            (hex(TLS13), Protocol::Tls13, 73),
+        ] {
             let id = id_of(&der).to_vec();
-            let c = compact(&der, &id, b"bench", created, expires).unwrap();
+            let c = compact(&der, p, &id, b"bench", created, expires).unwrap();
             assert_eq!(c.len(), want, "{} -> {}", der.len(), c.len());
-            assert_eq!(c[0], COMPACT_V1);
+            assert_eq!(c[0], COMPACT_V2);
             assert!(!c.windows(32).any(|w| w == id), "the id is not stored");
             assert!(!c.windows(5).any(|w| w == b"bench"));
-            assert_eq!(expand(&c, &id, b"bench", created, expires).unwrap(), der);
+            assert_eq!(expand(&c, p, &id, b"bench", created, expires).unwrap(), der);
+            // Under the other protocol's key the version is not implied.
+            let other = if p == Protocol::Tls12 {
+                Protocol::Tls13
+            } else {
+                Protocol::Tls12
+            };
+            let v1 = compact(&der, other, &id, b"bench", created, expires).unwrap();
+            assert_eq!((v1[0], v1.len()), (COMPACT_V1, want + 9));
+            assert_eq!(
+                expand(&v1, other, &id, b"bench", created, expires).unwrap(),
+                der
+            );
             // Plain DER is still read as it is.
-            assert_eq!(expand(&der, &id, b"bench", created, expires).unwrap(), der);
+            assert_eq!(
+                expand(&der, p, &id, b"bench", created, expires).unwrap(),
+                der
+            );
             // Another key is refused; other times give other DER.
             assert!(matches!(
-                expand(&c, &[7; 32], b"bench", created, expires),
+                expand(&c, p, &[7; 32], b"bench", created, expires),
                 Err(CompactError::KeyMismatch)
             ));
             assert!(matches!(
-                expand(&c, &id, b"bench2", created, expires),
+                expand(&c, p, &id, b"bench2", created, expires),
                 Err(CompactError::KeyMismatch)
             ));
             assert_ne!(
-                expand(&c, &id, b"bench", created + 1, expires).unwrap(),
+                expand(&c, p, &id, b"bench", created + 1, expires).unwrap(),
                 der
             );
         }
@@ -444,41 +500,36 @@ mod tests {
     fn a_session_that_does_not_match_its_key_stays_plain() {
         let der = hex(TLS12);
         let id = id_of(&der).to_vec();
-        assert_eq!(compact(&der, &[1; 32], b"bench", 10, 20), None);
-        assert_eq!(compact(&der, &id, b"other", 10, 20), None);
-        assert_eq!(compact(&der, &id, b"", 10, 20), None);
-        assert_eq!(compact(&der[..40], &id, b"bench", 10, 20), None);
+        let p = Protocol::Tls12;
+        assert_eq!(compact(&der, p, &[1; 32], b"bench", 10, 20), None);
+        assert_eq!(compact(&der, p, &id, b"other", 10, 20), None);
+        assert_eq!(compact(&der, p, &id, b"", 10, 20), None);
+        assert_eq!(compact(&der[..40], p, &id, b"bench", 10, 20), None);
         // Times far from the store's still compact (longer numbers).
-        let c = compact(&der, &id, b"bench", 0, u64::from(u32::MAX)).unwrap();
-        assert_eq!(
-            expand(&c, &id, b"bench", 0, u64::from(u32::MAX)).unwrap(),
-            der
-        );
+        let far = u64::from(u32::MAX);
+        let c = compact(&der, p, &id, b"bench", 0, far).unwrap();
+        assert_eq!(expand(&c, p, &id, b"bench", 0, far).unwrap(), der);
     }
 
     #[test]
     fn bad_stored_bytes_are_errors_not_panics() {
         let der = hex(TLS13);
         let id = id_of(&der).to_vec();
-        let c = compact(&der, &id, b"bench", 1_796_007_090, 1_796_007_390).unwrap();
-        assert!(matches!(
-            expand(&[], &id, b"", 0, 0),
-            Err(CompactError::Truncated)
-        ));
-        assert!(matches!(
-            expand(&[0x02], &id, b"", 0, 0),
-            Err(CompactError::Format(2))
-        ));
+        let p = Protocol::Tls13;
+        let (created, expires) = (1_796_007_090, 1_796_007_390);
+        let c = compact(&der, p, &id, b"bench", created, expires).unwrap();
+        let open = |bytes: &[u8]| expand(bytes, p, &id, b"bench", created, expires);
+        assert!(matches!(open(&[]), Err(CompactError::Truncated)));
+        assert!(matches!(open(&[0x03]), Err(CompactError::Format(3))));
+        // Cut anywhere: an error (the check covers the length), never a
+        // shorter session.
         for cut in 1..c.len() {
-            let _ = expand(&c[..cut], &id, b"bench", 0, 0);
+            assert!(open(&c[..cut]).is_err(), "cut at {cut}");
         }
-        let mut bad = c.clone();
-        bad[8] = 0xFF; // a length running past the end
-        assert!(expand(&bad, &id, b"bench", 0, 0).is_err());
         for i in 0..c.len() {
             let mut flipped = c.clone();
             flipped[i] ^= 0x55;
-            let _ = expand(&flipped, &id, b"bench", 0, 0);
+            let _ = open(&flipped);
         }
     }
 

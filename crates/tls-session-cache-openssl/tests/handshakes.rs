@@ -502,7 +502,7 @@ fn install_chains_an_existing_info_callback_and_counts_once() {
 /// plain DER — the format before — still resumes.
 #[test]
 fn sessions_are_stored_compact_and_plain_der_still_resumes() {
-    use tls_session_cache_openssl::compact::COMPACT_V1;
+    use tls_session_cache_openssl::compact::COMPACT_V2;
     for version in [TLS12, TLS13] {
         let store = Arc::new(MemoryStore::default());
         let cache = SessionCache::builder()
@@ -526,7 +526,7 @@ fn sessions_are_stored_compact_and_plain_der_still_resumes() {
             .get(&key)
             .unwrap()
             .unwrap_or_else(|| panic!("{version:?} not stored: {:?}", cache.stats()));
-        assert_eq!(stored.der[0], COMPACT_V1, "{version:?}");
+        assert_eq!(stored.der[0], COMPACT_V2, "{version:?}");
         assert!(!stored.der.windows(32).any(|w| w == key.id.as_bytes()));
         assert!(!stored.der.windows(11).any(|w| w == b"compact-ctx"));
         let decoded = tls_session_cache_openssl::decode_stored(&key, &stored).unwrap();

@@ -33,6 +33,7 @@
 //! well before that.
 
 use openssl::symm::{Cipher, decrypt_aead, encrypt_aead};
+use zeroize::Zeroizing;
 
 use crate::keyring::{KeyRing, SealKey};
 
@@ -72,8 +73,8 @@ fn aad(version: u8, key_id: u8, redis_key: &[u8]) -> Vec<u8> {
 pub(crate) struct Opened {
     /// The seal version: what `plain` is ([`SEAL_V1`] or [`SEAL_V2`]).
     pub(crate) version: u8,
-    /// The plaintext.
-    pub(crate) plain: Vec<u8>,
+    /// The plaintext (a session: zeroized when dropped).
+    pub(crate) plain: Zeroizing<Vec<u8>>,
 }
 
 /// Seals `plaintext` as seal `version` for storage under `redis_key` with
@@ -130,7 +131,10 @@ pub(crate) fn open(ring: &KeyRing, redis_key: &[u8], value: &[u8]) -> Result<Ope
             ciphertext,
             tag,
         ) {
-            return Ok(Opened { version, plain });
+            return Ok(Opened {
+                version,
+                plain: Zeroizing::new(plain),
+            });
         }
     }
     if known {
@@ -147,7 +151,7 @@ mod tests {
     fn opened(version: u8, plain: &[u8]) -> Opened {
         Opened {
             version,
-            plain: plain.to_vec(),
+            plain: Zeroizing::new(plain.to_vec()),
         }
     }
 
