@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tls_session_cache::{
-    CachePolicy, Clock, MemoryStore, Protocol, SessionId, SessionIdContext, SessionKey, SessionStore,
-    StoredSession, SystemClock,
+    CachePolicy, Clock, MemoryStore, Protocol, SessionId, SessionIdContext, SessionKey,
+    SessionStore, StoredSession, SystemClock,
 };
 
 use crate::error::Error;
@@ -315,7 +315,10 @@ impl SessionCache {
             }
         };
         if session.protocol != protocol {
-            log::warn!("session cache: {key} holds a {:?} session", session.protocol);
+            log::warn!(
+                "session cache: {key} holds a {:?} session",
+                session.protocol
+            );
             return Found::Mismatched;
         }
         match protocol_of(&session.der) {

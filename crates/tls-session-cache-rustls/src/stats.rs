@@ -232,7 +232,10 @@ mod tests {
             ..CacheStats::default()
         };
         let json = stats.to_json();
-        assert!(json.starts_with("{\"resumed\":3,\"full\":0,\"lookups\":0,"), "{json}");
+        assert!(
+            json.starts_with("{\"resumed\":3,\"full\":0,\"lookups\":0,"),
+            "{json}"
+        );
         assert!(json.contains("\"panics\":7,"), "{json}");
         assert!(json.contains("\"store\":{\"hits\":0,"), "{json}");
         assert!(json.ends_with("\"bytes\":0}}"), "{json}");

@@ -151,7 +151,10 @@ mod tests {
     #[test]
     fn protocol_is_read_after_the_optional_server_name() {
         assert_eq!(protocol_of(&[0, 3, 3, 0xc0, 0x2f]), Some(Protocol::Tls12));
-        assert_eq!(protocol_of(&[0, 3, 4, 0x13, 0x01, 9]), Some(Protocol::Tls13));
+        assert_eq!(
+            protocol_of(&[0, 3, 4, 0x13, 0x01, 9]),
+            Some(Protocol::Tls13)
+        );
         let mut named = vec![1, 9];
         named.extend_from_slice(b"localhost");
         named.extend_from_slice(&[3, 4, 0x13, 0x02]);
