@@ -170,3 +170,31 @@ fn one_context_shared_by_mistake_is_a_counted_miss_not_a_failure() {
         openssl_cache.stats()
     );
 }
+
+#[test]
+fn two_rustls_servers_on_a_redis_cluster_spend_a_ticket_once() {
+    let cluster = tls_session_cache_testkit::RedisCluster::start(3)
+        .unwrap_or_else(|e| panic!("cannot start a Redis Cluster (redis-server, redis-cli): {e}"));
+    let keys = KeyRing::generate().unwrap();
+    let [(cache_a, a), (cache_b, b)] = [0, 1].map(|_| {
+        let store = tls_session_cache_redis::RedisStore::cluster_builder(cluster.node_urls())
+            .seal_keys(keys.clone())
+            .timeouts(std::time::Duration::from_secs(2))
+            .build()
+            .expect("cluster store");
+        let cache = rustls_cache(store, b"svc");
+        let server = TestServer::rustls(&cache);
+        (cache, server)
+    });
+    // Several sessions, so that their keys land on different nodes.
+    for _ in 0..4 {
+        let s = openssl_connect(a.addr, Version::Tls12, None).session;
+        assert!(openssl_connect(b.addr, Version::Tls12, Some(&s)).resumed);
+        assert!(openssl_connect(a.addr, Version::Tls12, Some(&s)).resumed);
+        let t = openssl_connect(a.addr, Version::Tls13, None).session;
+        assert!(openssl_connect(b.addr, Version::Tls13, Some(&t)).resumed);
+        assert!(!openssl_connect(a.addr, Version::Tls13, Some(&t)).resumed);
+    }
+    let (sa, sb) = (cache_a.stats(), cache_b.stats());
+    assert_eq!(sa.errors + sb.errors, 0, "{sa:?} {sb:?}");
+}
