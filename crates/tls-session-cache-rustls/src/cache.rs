@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tls_session_cache::{
     CachePolicy, Clock, MemoryStore, Protocol, SessionId, SessionIdContext, SessionKey,
-    SessionStore, StoredSession, SystemClock,
+    SessionStore, StoreError, StoredSession, SystemClock,
 };
 
 use crate::error::Error;
@@ -212,19 +212,31 @@ impl SessionCache {
     /// Stores `value` under `id` for `protocol` (`None`: not a session this
     /// cache can ever look up). Returns whether it was stored.
     pub(crate) fn put(&self, protocol: Option<Protocol>, id: &[u8], value: Vec<u8>) -> bool {
+        match self.prepare(protocol, id, value) {
+            Some((key, session)) => self.write(&key, &session),
+            None => false,
+        }
+    }
+
+    /// The key and the stored form of a new session, or `None` (counted)
+    /// when it cannot be stored: not a session, a key outside 1..=32 bytes,
+    /// over the size limit.
+    pub(crate) fn prepare(
+        &self,
+        protocol: Option<Protocol>,
+        id: &[u8],
+        value: Vec<u8>,
+    ) -> Option<(SessionKey, StoredSession)> {
         let c = &self.inner.counters;
         let Some(protocol) = protocol else {
             log::debug!("session cache: a value that is not a rustls session; not stored");
             bump(&c.skipped);
-            return false;
+            return None;
         };
-        let key = match key_of(protocol, self.inner.context, id) {
-            Some(key) => key,
-            None => {
-                log::debug!("session cache: a key of {} bytes; not stored", id.len());
-                bump(&c.skipped);
-                return false;
-            }
+        let Some(key) = key_of(protocol, self.inner.context, id) else {
+            log::debug!("session cache: a key of {} bytes; not stored", id.len());
+            bump(&c.skipped);
+            return None;
         };
         if !self.inner.policy.admits_size(value.len()) {
             log::debug!(
@@ -233,13 +245,19 @@ impl SessionCache {
                 self.inner.policy.max_session_size
             );
             bump(&c.oversize);
-            return false;
+            return None;
         }
         let now = self.inner.clock.now();
         let mut session =
             StoredSession::new(value, now, self.inner.policy.expiry(now, now), protocol);
         session.single_use = self.inner.policy.is_single_use(protocol);
-        match guarded(|| self.inner.store.put(&key, &session)) {
+        Some((key, session))
+    }
+
+    /// Writes a prepared session to the store; whether it was stored.
+    pub(crate) fn write(&self, key: &SessionKey, session: &StoredSession) -> bool {
+        let c = &self.inner.counters;
+        match guarded(|| self.inner.store.put(key, session)) {
             Some(Ok(())) => {
                 bump(&c.stored);
                 true
@@ -257,6 +275,40 @@ impl SessionCache {
         }
     }
 
+    /// The key of an offered `id` for `protocol`, if it can be one.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn key(&self, protocol: Protocol, id: &[u8]) -> Option<SessionKey> {
+        key_of(protocol, self.inner.context, id)
+    }
+
+    /// Looks `key` up in the store as the policy wants it (`take` when
+    /// single use, else `get`), counting store failures and panics; what a
+    /// prefetch does before rustls asks.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn fetch(&self, key: &SessionKey) -> Option<StoredSession> {
+        match guarded(|| self.fetch_from_store(key)) {
+            Some(Ok(found)) => found,
+            Some(Err(e)) => {
+                log::warn!("session cache: looking up {key}: {e}; full handshake");
+                bump(&self.inner.counters.errors);
+                None
+            }
+            None => {
+                log::error!("session cache: the store panicked looking up {key}");
+                bump(&self.inner.counters.panics);
+                None
+            }
+        }
+    }
+
+    fn fetch_from_store(&self, key: &SessionKey) -> Result<Option<StoredSession>, StoreError> {
+        if self.inner.policy.is_single_use(key.protocol) {
+            self.inner.store.take(key)
+        } else {
+            self.inner.store.get(key)
+        }
+    }
+
     /// Looks up the session under `id` for `protocol`: `take` when the
     /// policy makes it single use, else `get`. `protocol_of` tells what
     /// protocol stored bytes are (`None`: not a session of this library).
@@ -266,9 +318,21 @@ impl SessionCache {
         id: &[u8],
         protocol_of: fn(&[u8]) -> Option<Protocol>,
     ) -> Option<Vec<u8>> {
+        self.lookup_in(protocol, id, protocol_of, |key| self.fetch_from_store(key))
+    }
+
+    /// [`lookup`](Self::lookup) answered by `source` instead of the store
+    /// (sessions fetched before rustls asked), counted the same way.
+    pub(crate) fn lookup_in(
+        &self,
+        protocol: Protocol,
+        id: &[u8],
+        protocol_of: fn(&[u8]) -> Option<Protocol>,
+        source: impl FnOnce(&SessionKey) -> Result<Option<StoredSession>, StoreError>,
+    ) -> Option<Vec<u8>> {
         let c = &self.inner.counters;
         bump(&c.lookups);
-        let found = match guarded(|| self.find(protocol, id, protocol_of)) {
+        let found = match guarded(|| self.find(protocol, id, protocol_of, source)) {
             Some(found) => found,
             None => {
                 log::error!("session cache: the store panicked looking up a session");
@@ -295,17 +359,13 @@ impl SessionCache {
         protocol: Protocol,
         id: &[u8],
         protocol_of: fn(&[u8]) -> Option<Protocol>,
+        source: impl FnOnce(&SessionKey) -> Result<Option<StoredSession>, StoreError>,
     ) -> Found {
         let Some(key) = key_of(protocol, self.inner.context, id) else {
             log::debug!("session cache: offered id of {} bytes; a miss", id.len());
             return Found::InvalidId;
         };
-        let looked_up = if self.inner.policy.is_single_use(protocol) {
-            self.inner.store.take(&key)
-        } else {
-            self.inner.store.get(&key)
-        };
-        let session = match looked_up {
+        let session = match source(&key) {
             Ok(Some(session)) => session,
             Ok(None) => return Found::Miss,
             Err(e) => {

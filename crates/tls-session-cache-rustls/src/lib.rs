@@ -43,6 +43,8 @@
 //! |---|---|
 //! | [`cache`] | [`SessionCache`], [`SessionCacheBuilder`]: settings, the store operations, statistics |
 //! | [`storage`] | everything that names a rustls type: [`SessionStorage`], `install`, `handshake_done` |
+//! | [`hello`] | a bounded ClientHello reader: the session id and PSK identities offered |
+//! | `prefetch` | `PrefetchAcceptor` (feature `tokio`, default): non-blocking lookups for tokio-rustls |
 //! | [`stats`] | [`CacheStats`] |
 //! | [`error`] | [`Error`] |
 //!
@@ -55,10 +57,15 @@
 
 pub mod cache;
 pub mod error;
+pub mod hello;
+#[cfg(feature = "tokio")]
+pub mod prefetch;
 pub mod stats;
 pub mod storage;
 
 pub use cache::{SessionCache, SessionCacheBuilder};
 pub use error::Error;
+#[cfg(feature = "tokio")]
+pub use prefetch::PrefetchAcceptor;
 pub use stats::CacheStats;
 pub use storage::{SessionStorage, protocol_of};

@@ -41,19 +41,41 @@ impl SessionStorage {
     }
 }
 
+impl SessionStorage {
+    /// A lookup for `protocol`: from the sessions fetched ahead when the
+    /// handshake is a [`PrefetchAcceptor`](crate::PrefetchAcceptor)'s,
+    /// else from the store.
+    fn lookup(&self, protocol: Protocol, key: &[u8]) -> Option<Vec<u8>> {
+        #[cfg(feature = "tokio")]
+        if let Some(parked) = crate::prefetch::current() {
+            return self
+                .cache
+                .lookup_in(protocol, key, protocol_of, |k| Ok(parked.take(k)));
+        }
+        self.cache.lookup(protocol, key, protocol_of)
+    }
+}
+
 impl StoresServerSessions for SessionStorage {
     fn put(&self, key: Vec<u8>, value: Vec<u8>) -> bool {
+        #[cfg(feature = "tokio")]
+        if crate::prefetch::current().is_some() {
+            return match self.cache.prepare(protocol_of(&value), &key, value) {
+                Some((key, session)) => crate::prefetch::write_later(&self.cache, key, session),
+                None => false,
+            };
+        }
         self.cache.put(protocol_of(&value), &key, value)
     }
 
     fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
         // rustls `get`s only TLS 1.2 session ids.
-        self.cache.lookup(Protocol::Tls12, key, protocol_of)
+        self.lookup(Protocol::Tls12, key)
     }
 
     fn take(&self, key: &[u8]) -> Option<Vec<u8>> {
         // rustls `take`s only TLS 1.3 tickets (with the ticketer disabled).
-        self.cache.lookup(Protocol::Tls13, key, protocol_of)
+        self.lookup(Protocol::Tls13, key)
     }
 
     fn can_cache(&self) -> bool {
