@@ -218,3 +218,96 @@ fn a_panicking_store_is_a_counted_miss_and_handshakes_go_on() {
         "stats() panicked: zeros"
     );
 }
+
+/// A TLS 1.3 ClientHello (x25519 key share with arbitrary bytes, ECDSA
+/// P-256 SHA-256 signatures) offering `identities` as PSKs, each with a
+/// 32-byte binder of zeros.
+fn client_hello_with_psks(identities: &[Vec<u8>]) -> Vec<u8> {
+    fn ext(out: &mut Vec<u8>, kind: u16, data: &[u8]) {
+        out.extend_from_slice(&kind.to_be_bytes());
+        out.extend_from_slice(&(data.len() as u16).to_be_bytes());
+        out.extend_from_slice(data);
+    }
+    let mut exts = Vec::new();
+    ext(&mut exts, 43, &[2, 3, 4]); // supported_versions: TLS 1.3
+    ext(&mut exts, 10, &[0, 2, 0, 0x1d]); // supported_groups: x25519
+    ext(&mut exts, 13, &[0, 2, 4, 3]); // signature_algorithms: ecdsa_secp256r1_sha256
+    let mut share = vec![0, 36, 0, 0x1d, 0, 32];
+    share.extend_from_slice(&[9; 32]);
+    ext(&mut exts, 51, &share); // key_share
+    ext(&mut exts, 45, &[1, 1]); // psk_key_exchange_modes: psk_dhe_ke
+    let mut ids = Vec::new();
+    let mut binders = Vec::new();
+    for id in identities {
+        ids.extend_from_slice(&(id.len() as u16).to_be_bytes());
+        ids.extend_from_slice(id);
+        ids.extend_from_slice(&[0; 4]);
+        binders.push(32);
+        binders.extend_from_slice(&[0; 32]);
+    }
+    let mut psk = (ids.len() as u16).to_be_bytes().to_vec();
+    psk.extend_from_slice(&ids);
+    psk.extend_from_slice(&(binders.len() as u16).to_be_bytes());
+    psk.extend_from_slice(&binders);
+    ext(&mut exts, 41, &psk); // pre_shared_key, last
+
+    let mut body = vec![3, 3];
+    body.extend_from_slice(&[7; 32]); // random
+    body.push(32);
+    body.extend_from_slice(&[8; 32]); // legacy session id
+    body.extend_from_slice(&[0, 2, 0x13, 0x01, 1, 0]); // TLS_AES_128_GCM_SHA256, null
+    body.extend_from_slice(&(exts.len() as u16).to_be_bytes());
+    body.extend_from_slice(&exts);
+    let mut handshake = vec![1, 0];
+    handshake.extend_from_slice(&(body.len() as u16).to_be_bytes());
+    handshake.extend_from_slice(&body);
+    let mut record = vec![22, 3, 1];
+    record.extend_from_slice(&(handshake.len() as u16).to_be_bytes());
+    record.extend_from_slice(&handshake);
+    record
+}
+
+#[test]
+fn hostile_psk_identities_in_a_real_client_hello_are_counted_misses() {
+    use std::io::{Read, Write};
+
+    let store = Arc::new(MemoryStore::default());
+    let cache = SessionCache::builder()
+        .store(Arc::clone(&store))
+        .build()
+        .unwrap();
+    let server = common::TestServer::rustls(&cache);
+    // rustls itself refuses a 0-byte identity (a decode error): only
+    // identities it passes on reach the cache.
+    let identities = [vec![0xEE; 33], vec![0xEF; 255], vec![0xF0; 32]];
+    let mut tcp = std::net::TcpStream::connect(server.addr).unwrap();
+    tcp.set_read_timeout(Some(common::IO_TIMEOUT)).unwrap();
+    tcp.write_all(&client_hello_with_psks(&identities)).unwrap();
+    // The server's first answer is a handshake record (its ServerHello): it
+    // looked every identity up, resumed none, and went on with a full
+    // handshake.
+    let mut first = [0u8; 1];
+    tcp.read_exact(&mut first).unwrap();
+    assert_eq!(first[0], 22, "the server answered with an alert");
+    drop(tcp);
+
+    let stats = cache.stats();
+    assert_eq!(
+        (stats.lookups, stats.misses, stats.hits),
+        (3, 3, 0),
+        "{stats:?}"
+    );
+    assert_eq!(stats.invalid_id, 2, "{stats:?}");
+    assert_eq!(stats.panics + stats.errors, 0, "{stats:?}");
+    // Only the 32-byte identity reached the store.
+    assert_eq!(store.stats().misses, 1);
+
+    // A 0-byte identity: rustls answers with an alert before any lookup.
+    let mut tcp = std::net::TcpStream::connect(server.addr).unwrap();
+    tcp.set_read_timeout(Some(common::IO_TIMEOUT)).unwrap();
+    tcp.write_all(&client_hello_with_psks(&[Vec::new()]))
+        .unwrap();
+    tcp.read_exact(&mut first).unwrap();
+    assert_eq!(first[0], 21, "expected an alert record");
+    assert_eq!(cache.stats().lookups, 3);
+}
