@@ -159,7 +159,9 @@ pub fn acceptor(args: &Args) -> Result<SslAcceptorBuilder, String> {
     Ok(acceptor)
 }
 
-fn load_identity(args: &Args) -> Result<(X509, PKey<Private>), String> {
+/// The certificate and key of `--cert` and `--key`, or a self-signed
+/// certificate for `localhost` made now.
+pub fn load_identity(args: &Args) -> Result<(X509, PKey<Private>), String> {
     match (&args.cert, &args.key) {
         (Some(cert), Some(key)) => {
             let cert_pem = std::fs::read(cert).map_err(|e| format!("{}: {e}", cert.display()))?;
