@@ -46,6 +46,11 @@ pub(crate) const REFRESH_INTERVAL: Duration = Duration::from_secs(1);
 /// Number of hash slots of a Redis Cluster.
 const SLOTS: u16 = 16384;
 
+/// The largest `CLUSTER SLOTS` reply read: about 100 bytes per slot range
+/// and node, so room for thousands of masters and replicas, and a bound on
+/// what a hostile node can make the store read.
+const SLOTS_REPLY_MAX: usize = 4 << 20;
+
 /// Circuit breaker settings, one breaker per master.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct BreakerSettings {
@@ -341,7 +346,7 @@ impl Cluster {
         };
         let outcome = node.and_then(|node| {
             through(&node.breaker, counters, budget, || {
-                let reply: Value = node.pool.query(deadline, |con| {
+                let reply: Value = node.pool.query_capped(deadline, SLOTS_REPLY_MAX, |con| {
                     redis::cmd("CLUSTER").arg("SLOTS").query(con)
                 })?;
                 self.parse_slots(&node, reply)

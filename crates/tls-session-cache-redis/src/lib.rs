@@ -14,11 +14,13 @@
 //! | [`naming`] | Redis key names (compact and previous format), [`KeyFormat`], [`RedisKey`], the cluster hash-slot scheme |
 //! | `breaker` | the circuit breaker ([`CircuitState`]) |
 //! | `backend` | connections to one server (plain or TLS), the idle pool, the call deadline; [`AccessDenied`] |
+//! | `wire` | one connection (TCP, Unix, TLS): reads under the call's deadline and a byte budget, bounded set-up |
 //! | [`target`] | store URLs (standalone, Cluster, Sentinel; `rediss…` for TLS), [`redact_url`] |
 //! | [`tls`] | [`TlsOptions`]: TLS to Redis on rust-openssl, every step under the deadline |
 //! | `sentinel` | the master Redis Sentinel names, followed through failovers |
 //! | `cluster` | Redis Cluster slot routing, a pool and a breaker per master |
 //! | `writer` | the optional write-behind thread |
+//! | `capped` | the async connection's read budget (feature `tokio`) |
 //! | [`asynchronous`] | [`AsyncRedisStore`] for tokio (feature `tokio`) |
 //! | [`stats`] | [`RedisStats`] |
 //!
@@ -139,6 +141,8 @@
 pub mod asynchronous;
 mod backend;
 mod breaker;
+#[cfg(feature = "tokio")]
+mod capped;
 mod cluster;
 pub mod keyring;
 pub mod naming;
@@ -151,6 +155,7 @@ pub mod target;
 pub mod tiered;
 pub mod tls;
 mod value;
+mod wire;
 mod writer;
 
 #[cfg(feature = "tokio")]

@@ -347,7 +347,8 @@ impl RedisStoreBuilder {
         if self.write_format == KeyFormat::Previous && !self.read_previous {
             return Err(BuildError::PreviousFormatUnread);
         }
-        let t = self.timeouts;
+        let mut t = self.timeouts;
+        t.max_reply = max_reply(self.max_session_size);
         if t.connect.is_zero() || t.read.is_zero() || t.write.is_zero() {
             return Err(BuildError::ZeroTimeout);
         }
@@ -449,6 +450,24 @@ impl RedisStoreBuilder {
         });
         Ok((shared, endpoints))
     }
+}
+
+/// Bytes a stored value may take beyond its session's DER: the core
+/// envelope's fields (magic, version, flags, context and id with their
+/// lengths, expiry, length: under 100 bytes) and the seal's header, salt and
+/// tag (under 64), rounded up generously.
+pub(crate) const VALUE_OVERHEAD: usize = 512;
+
+/// The largest reply a session call reads (see `wire`): two values (the
+/// `MGET` of a TLS 1.2 lookup with the previous-format fallback) of at
+/// most `max_session_size` plus [`VALUE_OVERHEAD`], and RESP framing.
+/// Anything larger is refused before it is read whole, and its connection
+/// dropped; a `max_session_size` of 10 KiB gives 21 KiB.
+pub(crate) fn max_reply(max_session_size: usize) -> usize {
+    max_session_size
+        .saturating_add(VALUE_OVERHEAD)
+        .saturating_mul(2)
+        .saturating_add(256)
 }
 
 /// Why a value read from Redis cannot be used. No kind is deleted:
@@ -557,6 +576,12 @@ impl Shared {
 
     /// Closes the store's breaker (the async store, after Sentinel named a
     /// new master).
+    /// The largest reply a session call reads (see [`max_reply`]).
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn max_reply(&self) -> usize {
+        max_reply(self.max_session_size)
+    }
+
     #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
     pub(crate) fn reset_breaker(&self) {
         self.breaker.reset();
@@ -782,6 +807,7 @@ impl RedisStore {
                 connect: Self::DEFAULT_TIMEOUT,
                 read: Self::DEFAULT_TIMEOUT,
                 write: Self::DEFAULT_TIMEOUT,
+                max_reply: 0,
             },
             max_idle: 16,
             breaker_threshold: 5,
@@ -1036,7 +1062,12 @@ impl Shared {
             Err(Unusable::UnknownKey(why)) => {
                 bump(&c.unknown_key);
                 bump(&c.misses);
-                log::warn!("redis session store: cannot open {rkey}: {why}");
+                if let Some(n) = c.value_warning.admit() {
+                    log::warn!(
+                        "redis session store: cannot open {rkey}: {why} ({n} more warnings \
+                         about values since the last; counted in redis.unknown_key)"
+                    );
+                }
                 Found {
                     session: None,
                     delete: false,
@@ -1051,7 +1082,12 @@ impl Shared {
                 bump(&c.corrupt);
                 bump(&c.errors);
                 bump(&c.misses);
-                log::warn!("redis session store: unusable value at {rkey} (left to expire): {why}");
+                if let Some(n) = c.value_warning.admit() {
+                    log::warn!(
+                        "redis session store: unusable value at {rkey} (left to expire): {why} \
+                         ({n} more warnings about values since the last; counted in redis.corrupt)"
+                    );
+                }
                 Found {
                     session: None,
                     delete: false,
