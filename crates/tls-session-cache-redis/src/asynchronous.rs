@@ -465,7 +465,9 @@ impl AsyncRedisStore {
     /// too for a TLS 1.2 key while the fallback is on); returns whether one
     /// was there.
     pub async fn remove(&self, key: &SessionKey) -> Result<bool, StoreError> {
-        let removed = self.del(&self.shared.all_names(key)).await?;
+        let names = self.shared.all_names(key);
+        let removed = self.del(&names).await?;
+        self.shared.note_removal(&names);
         if removed {
             self.shared.count_removal();
         }

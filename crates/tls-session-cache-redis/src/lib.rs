@@ -12,6 +12,7 @@
 //! | `seal` | AES-256-GCM over the core envelope (format below) |
 //! | `value` | the key-less envelope sealed as seal version 2 |
 //! | [`naming`] | Redis key names (compact and previous format), [`KeyFormat`], [`RedisKey`], the cluster hash-slot scheme |
+//! | [`replay`] | names this server consumed or removed, refused if their old values come back |
 //! | `breaker` | the circuit breaker ([`CircuitState`]) |
 //! | `backend` | connections to one server (plain or TLS), the idle pool, the call deadline; [`AccessDenied`] |
 //! | `wire` | one connection (TCP, Unix, TLS): reads under the call's deadline and a byte budget, bounded set-up |
@@ -147,6 +148,7 @@ mod cluster;
 pub mod keyring;
 pub mod naming;
 mod ratelimit;
+pub mod replay;
 mod seal;
 mod sentinel;
 pub mod stats;

@@ -57,9 +57,9 @@ fn values_are_sealed_not_plaintext() {
     let s = session(Protocol::Tls12, 300);
     store.put(&key, &s).unwrap();
     let raw = raw_get(&mut redis.connection().unwrap(), &store.redis_key(&key)).unwrap();
-    assert_eq!(raw[0], 2, "seal version 2: the key-less envelope");
-    // Seal header and tag (30) + flags and times (17) + DER.
-    assert_eq!(raw.len(), 30 + 17 + s.der.len());
+    assert_eq!(raw[0], 3, "seal version 3: the key-less envelope, per-value key");
+    // Seal header, salt and tag (42) + flags and times (17) + DER.
+    assert_eq!(raw.len(), 42 + 17 + s.der.len());
     assert_eq!(raw[1], ring(0x42).current_key_id());
     assert!(
         !raw.windows(32).any(|w| w == &s.der[..32]),
