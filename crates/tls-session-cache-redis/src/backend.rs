@@ -273,6 +273,7 @@ impl Dialer {
     }
 
     /// The credentials and database.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
     pub(crate) fn settings(&self) -> &RedisConnectionInfo {
         match self {
             Dialer::Plain(client) => client.get_connection_info().redis_settings(),
