@@ -56,6 +56,10 @@ pub struct RedisStats {
     /// (`max_session_size` plus the envelope and seal); the connection was
     /// dropped before the reply was read whole.
     pub oversize_replies: u64,
+    /// Cluster only: `MOVED`/`ASK` redirects to a host that is neither a
+    /// seed nor in the slot map, not followed (no connection, no
+    /// credentials sent there).
+    pub unknown_redirects: u64,
     /// Values refused because this server consumed (`take`) or removed
     /// that session before: an old value written back into Redis.
     pub replays: u64,
@@ -167,6 +171,7 @@ pub(crate) struct Counters {
     pub(crate) auth_errors: AtomicU64,
     pub(crate) master_changes: AtomicU64,
     pub(crate) oversize_replies: AtomicU64,
+    pub(crate) unknown_redirects: AtomicU64,
     pub(crate) replays: AtomicU64,
     /// Rate limit of the warnings about values read (corrupt, unknown key,
     /// replayed, oversize): a Redis writer could otherwise make every
@@ -210,6 +215,7 @@ impl Counters {
             auth_errors: self.auth_errors.load(Relaxed),
             master_changes: self.master_changes.load(Relaxed),
             oversize_replies: self.oversize_replies.load(Relaxed),
+            unknown_redirects: self.unknown_redirects.load(Relaxed),
             replays: self.replays.load(Relaxed),
             suppressed_warnings: self.value_warning.suppressed(),
         }
