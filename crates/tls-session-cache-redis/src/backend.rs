@@ -394,7 +394,6 @@ impl Pool {
                 t.max_reply,
             )?,
         };
-        con.set_write_timeout(t.write)?;
         Ok(con)
     }
 

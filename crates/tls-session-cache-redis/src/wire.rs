@@ -98,9 +98,24 @@ impl Stream {
     }
 }
 
+/// Slack a socket timeout may have over what is left of the budget before
+/// it is shortened (one `setsockopt`): a blocking read or write then ends
+/// at most this long after the deadline, and the next one is refused.
+const TIMEOUT_SLACK: Duration = Duration::from_millis(2);
+
+/// The socket timeout to set for an operation with `left` of the budget,
+/// when the one set now (`current`) does not fit: longer than `left` by
+/// more than [`TIMEOUT_SLACK`], or shorter than half of it (a previous
+/// call shortened it). `None`: keep it, no system call.
+fn refit(current: Duration, left: Duration) -> Option<Duration> {
+    (current > left + TIMEOUT_SLACK || current < left / 2).then_some(left)
+}
+
 /// The reader the parser sees: the deadline and the byte budget.
 struct Guard<'a> {
     stream: &'a mut Stream,
+    /// The socket's read timeout now.
+    read_set: &'a mut Duration,
     deadline: Instant,
     /// Bytes this reply may still take.
     left: usize,
@@ -121,7 +136,10 @@ impl Read for Guard<'_> {
         let time = remaining(self.deadline).map_err(|_| {
             io::Error::new(io::ErrorKind::TimedOut, "the call's time budget ran out")
         })?;
-        self.stream.set_read_timeout(time)?;
+        if let Some(t) = refit(*self.read_set, time) {
+            self.stream.set_read_timeout(t)?;
+            *self.read_set = t;
+        }
         let n = buf.len().min(self.left);
         let got = self.stream.read(&mut buf[..n])?;
         self.left -= got;
@@ -137,6 +155,9 @@ pub(crate) struct Wire {
     open: bool,
     deadline: Instant,
     max_reply: usize,
+    /// The socket's read and write timeouts now.
+    read_set: Duration,
+    write_set: Duration,
 }
 
 /// Where a connection goes.
@@ -229,6 +250,7 @@ impl Wire {
                         let left = remaining(deadline)?;
                         tcp.set_read_timeout(Some(left))?;
                         tcp.set_write_timeout(Some(left))?;
+                        // The handshake's waits; `Wire` takes over after.
                         match tls.ssl(host)?.connect(tcp) {
                             Ok(s) => Stream::Tls(Box::new(s)),
                             Err(HandshakeError::SetupFailure(e)) => {
@@ -254,6 +276,9 @@ impl Wire {
             open: true,
             deadline,
             max_reply,
+            // Unknown until set: the first read and write set them.
+            read_set: Duration::MAX,
+            write_set: Duration::MAX,
         };
         con.setup(settings)?;
         Ok(con)
@@ -308,14 +333,10 @@ impl Wire {
         self.max_reply = max_reply;
     }
 
-    /// The socket's write timeout.
-    pub(crate) fn set_write_timeout(&self, t: Duration) -> Result<(), RedisError> {
-        Ok(self.stream.set_write_timeout(t)?)
-    }
-
     fn read_value(&mut self) -> Result<Value, RedisError> {
         let mut guard = Guard {
             stream: &mut self.stream,
+            read_set: &mut self.read_set,
             deadline: self.deadline,
             left: self.max_reply,
             cap: self.max_reply,
@@ -338,10 +359,12 @@ impl Wire {
             Ok(t) => t,
             Err(_) => return Err(deadline_passed()),
         };
-        let sent = self
-            .stream
-            .set_write_timeout(time)
-            .and_then(|()| self.stream.write_all(bytes));
+        let mut sent = Ok(());
+        if let Some(t) = refit(self.write_set, time) {
+            sent = self.stream.set_write_timeout(t);
+            self.write_set = t;
+        }
+        let sent = sent.and_then(|()| self.stream.write_all(bytes));
         if let Err(e) = sent {
             self.open = false;
             return Err(e.into());
@@ -383,5 +406,23 @@ impl ConnectionLike for Wire {
 
     fn is_open(&self) -> bool {
         self.open
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_are_reset_only_when_they_do_not_fit() {
+        let ms = Duration::from_millis;
+        // Unknown (MAX), or longer than what is left beyond the slack.
+        assert_eq!(refit(Duration::MAX, ms(50)), Some(ms(50)));
+        assert_eq!(refit(ms(50), ms(40)), Some(ms(40)));
+        // Within the slack: no system call.
+        assert_eq!(refit(ms(50), ms(49)), None);
+        assert_eq!(refit(ms(40), ms(50)), None);
+        // Shortened by an earlier call to well under what is left: restored.
+        assert_eq!(refit(ms(3), ms(50)), Some(ms(50)));
     }
 }
