@@ -40,18 +40,26 @@
 //!
 //! # Sealing
 //!
-//! Values are sealed with AES-256-GCM under the [`KeyRing`]'s current key:
-//! `[seal version][key id][12-byte nonce][ciphertext][16-byte tag]`. Seal
-//! version 2 (written under compact names) encrypts the core envelope
-//! ([`tls_session_cache::encode`]) *without* its magic and its context and
-//! id, which the name already says; version 1 (what earlier versions
-//! wrote, still read) encrypts the full envelope. The version, the key id
-//! and the Redis key are associated data, so a value copied to another key
-//! fails to open; the expiry is inside the sealed envelope and re-checked
-//! on every read, so raising a key's TTL in Redis cannot lengthen a
-//! session's life. After opening, the session's key (its protocol
-//! included) must equal the key asked for. A store without a key ring does
-//! not build unless [`RedisStoreBuilder::insecure_plaintext`] is chosen
+//! Values are sealed with AES-256-GCM under a key derived for each value
+//! from the [`KeyRing`]'s current key (HKDF-SHA256 with a random 192-bit
+//! salt stored in the value): `[seal version][key id][24-byte salt]
+//! [ciphertext][16-byte tag]`. Seal version 3 (written under compact names)
+//! encrypts the core envelope ([`tls_session_cache::encode`]) *without* its
+//! magic and its context and id, which the name already says; version 4
+//! the full envelope (layouts the compact form cannot shorten). Versions 1
+//! and 2 — the same plaintexts under random 96-bit nonces and the ring key
+//! itself, what earlier versions wrote — are still read, and written under
+//! previous-format names or with [`RedisStoreBuilder::legacy_seal`]. Per-
+//! value keys lift the AES-GCM limit of about 2^32 seals per key that random
+//! nonces put on a whole fleet (see `docs/security.md`). The version, the
+//! key id and the Redis key are associated data, so a value copied to
+//! another key fails to open; the expiry is inside the sealed envelope and
+//! re-checked on every read, so raising a key's TTL in Redis cannot
+//! lengthen a session's life. After opening, the session's key (its
+//! protocol included) must equal the key asked for; a value found under a
+//! name this server consumed or removed is refused ([`replay`]). A store
+//! without a key ring does not build unless
+//! [`RedisStoreBuilder::insecure_plaintext`] is chosen
 //! (plaintext values are the full core envelope).
 //!
 //! What a session costs Redis (7.0, jemalloc, 100 000 sessions of 131 B

@@ -157,3 +157,19 @@ fn legacy_seal_writes_version_2_and_every_version_opens_during_a_rolling_upgrade
         assert!(store.get(&k3).unwrap().is_some());
     }
 }
+
+#[test]
+fn a_writer_cannot_make_every_lookup_log_a_warning() {
+    let redis = redis();
+    let mut con = redis.connection().unwrap();
+    let store = builder(&redis.url()).build().unwrap();
+    for _ in 0..20 {
+        let key = random_key(b"svc");
+        raw_set(&mut con, &store.redis_key(&key), b"\x03garbage written by someone else");
+        assert!(store.get(&key).unwrap().is_none());
+    }
+    let stats = store.redis_stats();
+    assert_eq!(stats.corrupt, 20, "every one counted");
+    // One warning logged (the limiter's interval is 10 s), 19 suppressed.
+    assert_eq!(stats.suppressed_warnings, 19);
+}
