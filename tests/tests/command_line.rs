@@ -47,8 +47,7 @@ fn unreadable_or_malformed_key_files_exit_2_with_a_clear_message() {
 fn a_key_file_others_can_read_is_refused_unless_allowed_explicitly() {
     use std::os::unix::fs::PermissionsExt;
     let keys = KeyFile::new(&[KEY]);
-    std::fs::set_permissions(keys.path(), std::fs::Permissions::from_mode(0o644))
-        .expect("chmod");
+    std::fs::set_permissions(keys.path(), std::fs::Permissions::from_mode(0o644)).expect("chmod");
     let path = keys.path().to_str().expect("utf-8 temp path");
     let shared = refused(&["--store", "redis://127.0.0.1:1", "--seal-key-file", path]);
     assert!(shared.contains("chmod 600"), "{shared}");

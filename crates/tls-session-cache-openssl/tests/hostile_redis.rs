@@ -37,11 +37,17 @@ fn handshakes_fall_back_to_full_within_the_budget_when_redis_is_hostile() {
     let scenarios: Vec<(&str, Reply)> = vec![
         (
             "drips one byte every 30 ms",
-            Reply::Drip { bytes: bulk(&[b'v'; 200]), every: Duration::from_millis(30) },
+            Reply::Drip {
+                bytes: bulk(&[b'v'; 200]),
+                every: Duration::from_millis(30),
+            },
         ),
         (
             "floods a 1 GiB bulk string",
-            Reply::Flood { header: b"$1073741824\r\n".to_vec(), len: 1 << 30 },
+            Reply::Flood {
+                header: b"$1073741824\r\n".to_vec(),
+                len: 1 << 30,
+            },
         ),
         ("never answers", Reply::Silent),
         ("answers the wrong type", Reply::Raw(b":1\r\n".to_vec())),
@@ -65,14 +71,23 @@ fn handshakes_fall_back_to_full_within_the_budget_when_redis_is_hostile() {
             let again = client.connect(server.addr, Some(&offered));
             let seen = server.accepted();
             let took = start.elapsed();
-            assert!(!again.resumed && !seen.resumed, "{what} {version:?}: resumed");
+            assert!(
+                !again.resumed && !seen.resumed,
+                "{what} {version:?}: resumed"
+            );
             assert_eq!(again.response, "full\n", "{what} {version:?}");
-            assert!(took < BOUND * 2, "{what} {version:?}: two handshakes took {took:?}");
+            assert!(
+                took < BOUND * 2,
+                "{what} {version:?}: two handshakes took {took:?}"
+            );
         }
         let stats = cache.stats();
         assert!(stats.lookups >= 2, "{what}: {stats:?}");
         assert_eq!(stats.hits, 0, "{what}: {stats:?}");
-        assert!(stats.store.errors >= 2, "{what}: errors not counted: {stats:?}");
+        assert!(
+            stats.store.errors >= 2,
+            "{what}: errors not counted: {stats:?}"
+        );
     }
 }
 
@@ -94,7 +109,13 @@ fn dump(con: &mut redis::Connection) -> Vec<(Vec<u8>, Vec<u8>)> {
 
 fn restore(con: &mut redis::Connection, values: &[(Vec<u8>, Vec<u8>)]) {
     for (n, v) in values {
-        let _: () = redis::cmd("SET").arg(n).arg(v).arg("EX").arg(300).query(con).unwrap();
+        let _: () = redis::cmd("SET")
+            .arg(n)
+            .arg(v)
+            .arg("EX")
+            .arg(300)
+            .query(con)
+            .unwrap();
     }
 }
 
@@ -135,7 +156,10 @@ fn replayed_ticket(remember: bool) {
     // A fresh copy per offer: the client's OpenSSL marks a TLS 1.3 ticket
     // object it has used as not resumable.
     let resumed = client.connect(server.addr, Some(&copy(&ticket)));
-    assert!(resumed.resumed && server.accepted().resumed, "first use resumes");
+    assert!(
+        resumed.resumed && server.accepted().resumed,
+        "first use resumes"
+    );
     // Someone with write access to Redis restores the values read before.
     restore(&mut con, &stored);
     let replay = client.connect(server.addr, Some(&copy(&ticket)));

@@ -33,7 +33,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .as_secs();
     let session = StoredSession::new(vec![7u8; 131], now, now + 300, Protocol::Tls12);
     let n = 5_000u32;
-    let mut rows: Vec<(&str, Vec<f64>, Vec<f64>)> = vec![("v2", vec![], vec![]), ("v3", vec![], vec![])];
+    let mut rows: Vec<(&str, Vec<f64>, Vec<f64>)> =
+        vec![("v2", vec![], vec![]), ("v3", vec![], vec![])];
     for round in 0..7 {
         for (legacy, row) in [(true, 0usize), (false, 1)] {
             let store = RedisStore::builder(&redis.url())
@@ -58,7 +59,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     for (name, put, get) in rows {
-        println!("seal {name}: put {:.1} µs, get {:.1} µs (median of 6 rounds of {n})", median(put) / 1e3, median(get) / 1e3);
+        println!(
+            "seal {name}: put {:.1} µs, get {:.1} µs (median of 6 rounds of {n})",
+            median(put) / 1e3,
+            median(get) / 1e3
+        );
     }
 
     let budget = Duration::from_millis(50);

@@ -36,14 +36,14 @@ use tls_session_cache::{SessionKey, StoreError, StoreStats, StoredSession};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::backend::{Dialer, is_unavailability};
-use crate::capped::{Budget, Capped};
-use crate::wire::REPLY_TOO_LARGE;
 use crate::breaker::CircuitState;
+use crate::capped::{Budget, Capped};
 use crate::naming::RedisKey;
 use crate::sentinel::{Due, Watch, is_demoted, master_query, unknown_master};
 use crate::stats::{RedisStats, bump};
 use crate::store::{BuildError, Endpoints, Lookup, Name, PutPlan, RedisStoreBuilder, Shared};
 use crate::tls::handshake_failure;
+use crate::wire::REPLY_TOO_LARGE;
 
 impl RedisStoreBuilder {
     /// Builds an [`AsyncRedisStore`] with these settings. Like
@@ -213,10 +213,7 @@ fn timed_out() -> RedisError {
 
 /// Opens a multiplexed connection with `dialer`'s address, TLS and
 /// settings (the caller bounds the time); its driver runs as a task.
-async fn open(
-    dialer: &Dialer,
-    budget: &Arc<Budget>,
-) -> Result<MultiplexedConnection, RedisError> {
+async fn open(dialer: &Dialer, budget: &Arc<Budget>) -> Result<MultiplexedConnection, RedisError> {
     let settings = dialer.settings();
     if let Some(path) = dialer.unix_path() {
         let stream = tokio::net::UnixStream::connect(path).await?;

@@ -23,8 +23,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use redis::{
-    Client, ConnectionAddr, ConnectionInfo, ConnectionLike, ErrorKind,
-    RedisConnectionInfo, RedisError, ServerErrorKind,
+    Client, ConnectionAddr, ConnectionInfo, ConnectionLike, ErrorKind, RedisConnectionInfo,
+    RedisError, ServerErrorKind,
 };
 use tls_session_cache::StoreError;
 

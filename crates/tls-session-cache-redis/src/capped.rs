@@ -86,7 +86,9 @@ impl<S: AsyncRead + Unpin> AsyncRead for Capped<S> {
             self.budget.tripped.store(true, Ordering::Release);
             return Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!("{REPLY_TOO_LARGE} the connection's credit: refused before reading it whole"),
+                format!(
+                    "{REPLY_TOO_LARGE} the connection's credit: refused before reading it whole"
+                ),
             )));
         }
         let allowed = usize::try_from(credit).unwrap_or(usize::MAX);

@@ -72,8 +72,7 @@ impl Memory {
         }
         let h = self.hash(name);
         let mut g = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        while g.order.len() >= self.capacity
-            || g.order.front().is_some_and(|&(_, exp)| exp <= now)
+        while g.order.len() >= self.capacity || g.order.front().is_some_and(|&(_, exp)| exp <= now)
         {
             let Some((old, exp)) = g.order.pop_front() else {
                 break;

@@ -54,8 +54,8 @@
 //! OpenSSL 3, see docs/performance.md).
 
 use hkdf::Hkdf;
-use sha2::Sha256;
 use openssl::symm::{Cipher, decrypt_aead, encrypt_aead};
+use sha2::Sha256;
 
 use crate::keyring::{KeyRing, SealKey};
 
@@ -182,7 +182,11 @@ pub(crate) fn open(ring: &KeyRing, redis_key: &[u8], value: &[u8]) -> Result<Ope
     if !(SEAL_V1..=SEAL_V4).contains(&version) {
         return Err(OpenError::Version(version));
     }
-    let header = if derived(version) { 2 + SALT_LEN } else { HEADER_LEN };
+    let header = if derived(version) {
+        2 + SALT_LEN
+    } else {
+        HEADER_LEN
+    };
     if value.len() < header + TAG_LEN {
         return Err(OpenError::TooShort(value.len()));
     }
@@ -204,7 +208,14 @@ pub(crate) fn open(ring: &KeyRing, redis_key: &[u8], value: &[u8]) -> Result<Ope
                 tag,
             )
         } else {
-            decrypt_aead(Cipher::aes_256_gcm(), &key.bytes, Some(iv), &aad, ciphertext, tag)
+            decrypt_aead(
+                Cipher::aes_256_gcm(),
+                &key.bytes,
+                Some(iv),
+                &aad,
+                ciphertext,
+                tag,
+            )
         };
         if let Ok(plain) = opened {
             return Ok(Opened { version, plain });
@@ -233,7 +244,11 @@ mod tests {
         let ring = KeyRing::new([7; 32]);
         for version in [SEAL_V1, SEAL_V2, SEAL_V3, SEAL_V4] {
             let sealed = seal(&ring, version, b"k", b"hello envelope").unwrap();
-            let overhead = if derived(version) { DERIVED_OVERHEAD } else { SEAL_OVERHEAD };
+            let overhead = if derived(version) {
+                DERIVED_OVERHEAD
+            } else {
+                SEAL_OVERHEAD
+            };
             assert_eq!(sealed.len(), overhead + 14);
             assert_eq!(sealed[0], version);
             assert_eq!(

@@ -1258,8 +1258,11 @@ impl Shared {
     pub(crate) fn note_removal(&self, names: &[RedisKey]) {
         let now = self.clock.now();
         for name in names {
-            self.replay
-                .remember(name, now.saturating_add(crate::replay::REMOVED_HORIZON), now);
+            self.replay.remember(
+                name,
+                now.saturating_add(crate::replay::REMOVED_HORIZON),
+                now,
+            );
         }
     }
 

@@ -207,7 +207,11 @@ pub(crate) fn resolve(host: &str, port: u16, deadline: Instant) -> io::Result<Ve
 }
 
 /// TCP to the first address of `host` that answers, within `deadline`.
-pub(crate) fn connect_tcp(host: &str, port: u16, deadline: Instant) -> Result<TcpStream, RedisError> {
+pub(crate) fn connect_tcp(
+    host: &str,
+    port: u16,
+    deadline: Instant,
+) -> Result<TcpStream, RedisError> {
     let mut last = None;
     for addr in resolve(host, port, deadline)? {
         match TcpStream::connect_timeout(&addr, remaining(deadline)?) {
@@ -239,9 +243,7 @@ impl Wire {
     ) -> Result<Wire, RedisError> {
         let stream = match addr {
             #[cfg(unix)]
-            Address::Unix(path) => {
-                Stream::Unix(std::os::unix::net::UnixStream::connect(path)?)
-            }
+            Address::Unix(path) => Stream::Unix(std::os::unix::net::UnixStream::connect(path)?),
             Address::Tcp(host, port) => {
                 let tcp = connect_tcp(host, port, deadline)?;
                 match tls {

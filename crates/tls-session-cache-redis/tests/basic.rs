@@ -57,7 +57,10 @@ fn values_are_sealed_not_plaintext() {
     let s = session(Protocol::Tls12, 300);
     store.put(&key, &s).unwrap();
     let raw = raw_get(&mut redis.connection().unwrap(), &store.redis_key(&key)).unwrap();
-    assert_eq!(raw[0], 3, "seal version 3: the key-less envelope, per-value key");
+    assert_eq!(
+        raw[0], 3,
+        "seal version 3: the key-less envelope, per-value key"
+    );
     // Seal header, salt and tag (42) + flags and times (17) + DER.
     assert_eq!(raw.len(), 42 + 17 + s.der.len());
     assert_eq!(raw[1], ring(0x42).current_key_id());
@@ -469,7 +472,11 @@ fn a_key_file_owned_by_another_user_is_refused_unless_allowed() {
     assert_eq!(std::fs::metadata(&path).unwrap().uid(), 4242);
     // Root reads any file; the check is about who could rewrite it.
     match KeyRing::from_file(&path) {
-        Err(KeyRingError::Owner { owner: 4242, user: 0, .. }) => {}
+        Err(KeyRingError::Owner {
+            owner: 4242,
+            user: 0,
+            ..
+        }) => {}
         other => panic!("{other:?}"),
     }
     assert!(KeyRing::from_file_allow_shared(&path).is_ok());

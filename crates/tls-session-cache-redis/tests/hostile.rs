@@ -33,9 +33,18 @@ fn store(url: &str) -> RedisStore {
 /// What each scenario answers to every command but `PING`.
 fn scenarios() -> Vec<(&'static str, Reply)> {
     vec![
-        ("wrong type (an array for GET, SET, DEL)", Reply::Raw(b"*1\r\n:7\r\n".to_vec())),
-        ("a 1 GiB length header and nothing after it", Reply::Raw(b"$1073741824\r\n".to_vec())),
-        ("a truncated bulk string, then close", Reply::ThenClose(b"$300\r\nabc".to_vec())),
+        (
+            "wrong type (an array for GET, SET, DEL)",
+            Reply::Raw(b"*1\r\n:7\r\n".to_vec()),
+        ),
+        (
+            "a 1 GiB length header and nothing after it",
+            Reply::Raw(b"$1073741824\r\n".to_vec()),
+        ),
+        (
+            "a truncated bulk string, then close",
+            Reply::ThenClose(b"$300\r\nabc".to_vec()),
+        ),
         ("never answers", Reply::Silent),
         ("closes without answering", Reply::Close),
         (
@@ -85,17 +94,38 @@ fn every_blocking_call_stays_within_its_budget_and_fails_counted() {
         // A SET's reply is not looked at: put may pass a wrong type. A
         // wrong-typed lookup reply may also be read as bytes that then do
         // not open (a miss counted as corrupt): never a hit, always counted.
-        assert!(put.is_err() || what.starts_with("wrong type"), "{what}: put {put:?}");
+        assert!(
+            put.is_err() || what.starts_with("wrong type"),
+            "{what}: put {put:?}"
+        );
         assert!(matches!(got, Err(_) | Ok(None)), "{what}: get {got:?}");
         assert!(matches!(taken, Err(_) | Ok(None)), "{what}: take {taken:?}");
-        assert!(removed.is_err() || what.starts_with("wrong type"), "{what}: remove {removed:?}");
-        assert!(got.is_err() || what.starts_with("wrong type"), "{what}: get {got:?}");
-        assert!(taken.is_err() || what.starts_with("wrong type"), "{what}: take {taken:?}");
-        let failed = [put.is_err(), got.is_err() || got.as_ref().is_ok_and(|v| v.is_none()), taken.is_err() || taken.as_ref().is_ok_and(|v| v.is_none()), removed.is_err() || removed.as_ref().is_ok_and(|r| !r)]
-            .iter()
-            .filter(|f| **f)
-            .count() as u64;
-        assert_eq!(store.stats().errors - before, failed, "{what}: errors not counted");
+        assert!(
+            removed.is_err() || what.starts_with("wrong type"),
+            "{what}: remove {removed:?}"
+        );
+        assert!(
+            got.is_err() || what.starts_with("wrong type"),
+            "{what}: get {got:?}"
+        );
+        assert!(
+            taken.is_err() || what.starts_with("wrong type"),
+            "{what}: take {taken:?}"
+        );
+        let failed = [
+            put.is_err(),
+            got.is_err() || got.as_ref().is_ok_and(|v| v.is_none()),
+            taken.is_err() || taken.as_ref().is_ok_and(|v| v.is_none()),
+            removed.is_err() || removed.as_ref().is_ok_and(|r| !r),
+        ]
+        .iter()
+        .filter(|f| **f)
+        .count() as u64;
+        assert_eq!(
+            store.stats().errors - before,
+            failed,
+            "{what}: errors not counted"
+        );
     }
 }
 
@@ -149,7 +179,11 @@ fn a_huge_reply_is_refused_before_it_is_read_whole_and_its_connection_dropped() 
         let r = store.get(&key);
         assert!(r.is_err(), "{r:?}");
         // Well before the 5 s budget: refused on size, not on time.
-        assert!(start.elapsed() < Duration::from_secs(4), "{:?}", start.elapsed());
+        assert!(
+            start.elapsed() < Duration::from_secs(4),
+            "{:?}",
+            start.elapsed()
+        );
         assert_eq!(store.redis_stats().oversize_replies, round);
         assert_eq!(store.redis_stats().timeouts, 0);
         // The connection that read too much was not pooled.

@@ -33,11 +33,18 @@ fn fake(reply: Reply) -> FakeRedis {
     .unwrap()
 }
 
-async fn bounded<T: std::fmt::Debug>(what: &str, op: &str, f: impl std::future::Future<Output = T>) -> T {
+async fn bounded<T: std::fmt::Debug>(
+    what: &str,
+    op: &str,
+    f: impl std::future::Future<Output = T>,
+) -> T {
     let start = Instant::now();
     let out = f.await;
     let took = start.elapsed();
-    assert!(took < BUDGET + SLACK, "{what}: {op} took {took:?} (budget {BUDGET:?}): {out:?}");
+    assert!(
+        took < BUDGET + SLACK,
+        "{what}: {op} took {took:?} (budget {BUDGET:?}): {out:?}"
+    );
     out
 }
 
@@ -45,13 +52,22 @@ async fn bounded<T: std::fmt::Debug>(what: &str, op: &str, f: impl std::future::
 async fn every_async_call_stays_within_its_budget_and_fails_counted() {
     let scenarios = vec![
         ("wrong type", Reply::Raw(b"*1\r\n:7\r\n".to_vec())),
-        ("a 1 GiB length header and nothing after it", Reply::Raw(b"$1073741824\r\n".to_vec())),
-        ("truncated then closed", Reply::ThenClose(b"$300\r\nabc".to_vec())),
+        (
+            "a 1 GiB length header and nothing after it",
+            Reply::Raw(b"$1073741824\r\n".to_vec()),
+        ),
+        (
+            "truncated then closed",
+            Reply::ThenClose(b"$300\r\nabc".to_vec()),
+        ),
         ("never answers", Reply::Silent),
         ("closes", Reply::Close),
         (
             "drips",
-            Reply::Drip { bytes: bulk(&[b'v'; 100]), every: Duration::from_millis(30) },
+            Reply::Drip {
+                bytes: bulk(&[b'v'; 100]),
+                every: Duration::from_millis(30),
+            },
         ),
     ];
     for (what, reply) in scenarios {
@@ -70,20 +86,38 @@ async fn every_async_call_stays_within_its_budget_and_fails_counted() {
         assert!(put.is_err() || what == "wrong type", "{what}: put {put:?}");
         assert!(matches!(got, Err(_) | Ok(None)), "{what}: get {got:?}");
         assert!(matches!(taken, Err(_) | Ok(None)), "{what}: take {taken:?}");
-        assert!(removed.is_err() || what == "wrong type", "{what}: remove {removed:?}");
+        assert!(
+            removed.is_err() || what == "wrong type",
+            "{what}: remove {removed:?}"
+        );
         assert!(got.is_err() || what == "wrong type", "{what}: get {got:?}");
-        assert!(taken.is_err() || what == "wrong type", "{what}: take {taken:?}");
-        let failed = [put.is_err(), got.is_err() || got.as_ref().is_ok_and(|v| v.is_none()), taken.is_err() || taken.as_ref().is_ok_and(|v| v.is_none()), removed.is_err() || removed.as_ref().is_ok_and(|r| !r)]
-            .iter()
-            .filter(|f| **f)
-            .count() as u64;
-        assert_eq!(store.stats().errors - before, failed, "{what}: errors not counted");
+        assert!(
+            taken.is_err() || what == "wrong type",
+            "{what}: take {taken:?}"
+        );
+        let failed = [
+            put.is_err(),
+            got.is_err() || got.as_ref().is_ok_and(|v| v.is_none()),
+            taken.is_err() || taken.as_ref().is_ok_and(|v| v.is_none()),
+            removed.is_err() || removed.as_ref().is_ok_and(|r| !r),
+        ]
+        .iter()
+        .filter(|f| **f)
+        .count() as u64;
+        assert_eq!(
+            store.stats().errors - before,
+            failed,
+            "{what}: errors not counted"
+        );
     }
 }
 
 #[tokio::test]
 async fn a_huge_reply_to_the_async_store_is_refused_and_its_connection_dropped() {
-    let fake = fake(Reply::Flood { header: b"$1073741824\r\n".to_vec(), len: 1 << 30 });
+    let fake = fake(Reply::Flood {
+        header: b"$1073741824\r\n".to_vec(),
+        len: 1 << 30,
+    });
     let store = RedisStore::builder(&fake.url())
         .seal_keys(ring(7))
         .timeouts(Duration::from_secs(3))
@@ -93,7 +127,11 @@ async fn a_huge_reply_to_the_async_store_is_refused_and_its_connection_dropped()
     let start = Instant::now();
     let r = store.get(&key).await;
     assert!(r.is_err(), "{r:?}");
-    assert!(start.elapsed() < Duration::from_secs(8), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        start.elapsed()
+    );
     assert_eq!(store.redis_stats().oversize_replies, 1);
     assert_eq!(store.redis_stats().timeouts, 0, "refused on size, not time");
     let sent = fake.bytes_sent();

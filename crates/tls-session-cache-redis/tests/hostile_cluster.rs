@@ -44,7 +44,11 @@ fn redirects_to_unknown_hosts_are_not_followed_and_get_no_credentials() {
         }
         _ => {
             let n = next.fetch_add(1, Ordering::Relaxed);
-            let port = if n % 2 == 0 { target } else { 20_000 + (n % 10_000) as u16 };
+            let port = if n.is_multiple_of(2) {
+                target
+            } else {
+                20_000 + (n % 10_000) as u16
+            };
             Reply::error(&format!("MOVED 1234 127.0.0.1:{port}"))
         }
     })
@@ -57,9 +61,16 @@ fn redirects_to_unknown_hosts_are_not_followed_and_get_no_credentials() {
         .unwrap();
     for _ in 0..50 {
         let key = random_key(b"svc");
-        assert!(store.get(&key).is_err(), "a redirect out of the cluster was served");
+        assert!(
+            store.get(&key).is_err(),
+            "a redirect out of the cluster was served"
+        );
     }
-    assert_eq!(outsider.connections(), 0, "the store connected to the outsider");
+    assert_eq!(
+        outsider.connections(),
+        0,
+        "the store connected to the outsider"
+    );
     assert_eq!(auths.load(Ordering::Relaxed), 0);
     assert_eq!(store.redis_stats().unknown_redirects, 50);
     assert_eq!(store.stats().errors, 50);

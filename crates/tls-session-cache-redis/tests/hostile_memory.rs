@@ -51,7 +51,10 @@ fn hostile_replies_never_make_the_store_allocate_what_the_peer_announces() {
     let cases: Vec<(&str, Reply)> = vec![
         (
             "a 1 GiB bulk string, sent",
-            Reply::Flood { header: b"$1073741824\r\n".to_vec(), len: 1 << 30 },
+            Reply::Flood {
+                header: b"$1073741824\r\n".to_vec(),
+                len: 1 << 30,
+            },
         ),
         (
             "a 1 GiB length header only",

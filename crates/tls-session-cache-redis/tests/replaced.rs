@@ -96,7 +96,10 @@ fn a_removed_session_written_back_is_not_resumed_until_this_server_stores_it_aga
     let old = raw_get(&mut con, &name).unwrap();
     assert!(store.remove(&key).unwrap());
     raw_set(&mut con, &name, &old);
-    assert!(store.get(&key).unwrap().is_none(), "a removed session resumed");
+    assert!(
+        store.get(&key).unwrap().is_none(),
+        "a removed session resumed"
+    );
     assert_eq!(store.redis_stats().replays, 1);
     // This server's own put under the name is not a replay.
     store.put(&key, &s).unwrap();
@@ -165,7 +168,11 @@ fn a_writer_cannot_make_every_lookup_log_a_warning() {
     let store = builder(&redis.url()).build().unwrap();
     for _ in 0..20 {
         let key = random_key(b"svc");
-        raw_set(&mut con, &store.redis_key(&key), b"\x03garbage written by someone else");
+        raw_set(
+            &mut con,
+            &store.redis_key(&key),
+            b"\x03garbage written by someone else",
+        );
         assert!(store.get(&key).unwrap().is_none());
     }
     let stats = store.redis_stats();
