@@ -10,13 +10,15 @@
 //! found Redis gone or slow (i/o error, timeout) is dropped, never reused.
 //!
 //! A standalone store has one pool; a cluster store has one per master
-//! (see `cluster`).
+//! (see `cluster`). The connections are `wire`'s, not redis-rs's.
 //!
 //! **Deadline.** Every store call gets one budget, the largest of the
 //! connect, read and write timeouts, measured from its start. Opening a
 //! connection waits at most the connect timeout *and* what is left of the
-//! budget; a command's read waits at most the read timeout and what is
-//! left. So a call that must first connect (or, in a cluster, first load
+//! budget; a command waits at most the read timeout and what is left —
+//! all its reads and writes together, not each (see `wire`) — and a reply
+//! larger than the pool's `max_reply` is refused before it is read whole,
+//! its connection dropped. So a call that must first connect (or, in a cluster, first load
 //! the slot map) still returns within one budget.
 
 use std::sync::{Arc, Mutex, PoisonError};

@@ -98,6 +98,13 @@
 //! pool and breaker, so a dead or frozen master's sessions become instant
 //! misses while the other shards are served as before.
 //!
+//! Whatever Redis answers, the budget holds: it covers name resolution,
+//! connecting, TLS, `AUTH` and every read and write (a Redis that drips
+//! bytes costs one budget, counted as a timeout), and a reply larger than a
+//! session can be (`max_session_size` plus 512 bytes, twice for an `MGET`)
+//! is refused before it is read whole, its connection dropped
+//! ([`RedisStats::oversize_replies`]). See `docs/security.md`.
+//!
 //! Measured in this crate's tests: a killed Redis costs a lookup about
 //! 1 ms (connection refused), then microseconds while the circuit is
 //! open; a frozen single Redis, or a frozen cluster master, costs one

@@ -19,6 +19,14 @@
 //!   beyond what was read: redis-rs's parser grows its buffer with the
 //!   bytes that arrive, and presizes arrays to at most 4096 elements.
 //!
+//! Why a guard on the bytes rather than bounded commands (`STRLEN` then
+//! `GETRANGE 0 N`): `take` must stay one atomic `GETDEL` (single use across
+//! the fleet), which has no bounded form; `STRLEN` first would add a round
+//! trip to every lookup and still race with a writer; a Lua script would
+//! need `EVAL` permission in every ACL. Counting bytes costs nothing
+//! measurable (docs/performance.md) and covers every command and reply,
+//! `CLUSTER SLOTS` and Sentinel's included (with their own budgets).
+//!
 //! Connection set-up is bounded by the same deadline: the name is resolved
 //! on a helper thread the caller waits for no longer than the budget (at
 //! most [`MAX_RESOLVERS`] such threads at once; a resolver stuck beyond
