@@ -19,7 +19,9 @@
 //! | `sentinel` | the master Redis Sentinel names, followed through failovers |
 //! | `cluster` | Redis Cluster slot routing, a pool and a breaker per master |
 //! | `writer` | the optional write-behind thread |
-//! | [`asynchronous`] | [`AsyncRedisStore`] for tokio (feature `tokio`) |
+//! | [`asynchronous`] | [`AsyncRedisStore`] for tokio (feature `tokio`): standalone, Sentinel, Cluster |
+//! | `async_cluster` | Redis Cluster for the async store: the same routing, a connection and a breaker per master |
+//! | [`async_tiered`] | [`AsyncTieredStore`] — a local memory tier in front of an [`AsyncRedisStore`] (feature `tokio`) |
 //! | [`stats`] | [`RedisStats`] |
 //!
 //! # Keys
@@ -136,6 +138,10 @@
 #![warn(missing_docs)]
 
 #[cfg(feature = "tokio")]
+mod async_cluster;
+#[cfg(feature = "tokio")]
+pub mod async_tiered;
+#[cfg(feature = "tokio")]
 pub mod asynchronous;
 mod backend;
 mod breaker;
@@ -153,6 +159,8 @@ pub mod tls;
 mod value;
 mod writer;
 
+#[cfg(feature = "tokio")]
+pub use async_tiered::AsyncTieredStore;
 #[cfg(feature = "tokio")]
 pub use asynchronous::AsyncRedisStore;
 pub use backend::AccessDenied;
