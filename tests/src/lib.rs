@@ -19,7 +19,7 @@ pub mod client;
 pub mod keys;
 pub mod process;
 
-pub use binary::server_binary;
+pub use binary::{async_server_binary, server_binary};
 pub use client::{Outcome, Version, connect, counter, stats};
 pub use keys::KeyFile;
 pub use process::ServerProcess;
