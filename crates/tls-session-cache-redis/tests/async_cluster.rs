@@ -353,7 +353,7 @@ fn a_frozen_master_does_not_delay_concurrent_calls_to_the_other_shards() {
             let started = Instant::now();
             let mut set = tokio::task::JoinSet::new();
             for (i, (k, _)) in sessions.iter().enumerate() {
-                let (store, k) = (std::sync::Arc::clone(&store), k.clone());
+                let (store, k) = (std::sync::Arc::clone(&store), *k);
                 set.spawn(async move { (i, store.get(&k).await, started.elapsed()) });
             }
             let mut results: Vec<_> = set.join_all().await;
