@@ -94,6 +94,13 @@
 //! open; a frozen single Redis, or a frozen cluster master, costs one
 //! timeout per call until its breaker opens.
 //!
+//! The async store ([`AsyncRedisStore`], feature `tokio`) gives the same
+//! guarantees with one `tokio::time` deadline per call (connect + read +
+//! write timeouts, everything included) and, on a Cluster, the same slot
+//! routing with one multiplexed connection and one breaker per master: in
+//! `tests/async_cluster.rs` (300 ms timeouts) a frozen master cost 3 calls
+//! of 0.90 s, then none, while the other masters answered every lookup.
+//!
 //! # TLS, credentials, Sentinel
 //!
 //! * `rediss://…` (and `rediss+cluster://…`, `rediss+sentinel://…`): TLS

@@ -149,7 +149,7 @@ fn sessions_resume_across_two_async_servers_with_tiered_cluster_stores() {
 #[test]
 fn a_frozen_master_makes_its_sessions_full_handshakes_and_the_others_resume() {
     const SESSIONS: usize = 30;
-    let timeout = Duration::from_millis(200);
+    let timeout = Duration::from_millis(300);
     let budget = 3 * timeout;
     let cluster = cluster();
     let frozen = cluster.node(0).unwrap().addr();
