@@ -542,3 +542,125 @@ fn async_tiered_store_serves_local_hits_when_redis_is_down() {
         assert!(store.redis_stats().timeouts + store.stats().errors >= 2);
     });
 }
+
+/// A `MOVED` to an address the store's slot map does not name is not
+/// followed (the store's credentials go only to nodes `CLUSTER SLOTS`
+/// named, or seeds): the call is a counted miss, and once the slot map is
+/// reloaded — it then names the new address — the session is found there.
+///
+/// Set up with real nodes: the slot's new owner announces itself at
+/// 127.0.0.2 (`cluster-announce-ip`, still loopback) after the store loaded
+/// its map, so the old owner's `MOVED` names an address the map lacks.
+#[test]
+fn a_moved_to_an_address_not_in_the_slot_map_waits_for_the_map() {
+    let cluster = cluster();
+    let runtime = rt();
+    let store = builder(&cluster.url()).build_async().unwrap();
+    let key = random_key(b"svc");
+    let s = session(Protocol::Tls12, 300);
+    runtime.block_on(store.put(&key, &s)).unwrap(); // loads the slot map
+    let rkey = store.redis_key(&key);
+    let src = owners(&cluster, std::slice::from_ref(&rkey))[0];
+    let dst = (src + 1) % 3;
+    let nodes = cluster.nodes();
+    let mut cons: Vec<redis::Connection> = nodes.iter().map(|n| n.connection().unwrap()).collect();
+    // Reachable at the new address too (the test kit binds 127.0.0.1).
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("bind")
+        .arg("127.0.0.1 127.0.0.2")
+        .query(&mut cons[dst])
+        .unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("cluster-announce-ip")
+        .arg("127.0.0.2")
+        .query(&mut cons[dst])
+        .unwrap();
+    // Readiness: the old owner has heard of the new address (gossip).
+    let announced = format!("127.0.0.2:{}", nodes[dst].port());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let view: String = redis::cmd("CLUSTER")
+            .arg("NODES")
+            .query(&mut cons[src])
+            .unwrap();
+        if view.contains(&announced) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "gossip never announced {announced}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let slot: i64 = redis::cmd("CLUSTER")
+        .arg("KEYSLOT")
+        .arg(&rkey)
+        .query(&mut cons[src])
+        .unwrap();
+    let id = |c: &mut redis::Connection| -> String {
+        redis::cmd("CLUSTER").arg("MYID").query(c).unwrap()
+    };
+    let (src_id, dst_id) = (id(&mut cons[src]), id(&mut cons[dst]));
+    let setslot = |c: &mut redis::Connection, how: &str, node: &str| {
+        let _: () = redis::cmd("CLUSTER")
+            .arg("SETSLOT")
+            .arg(slot)
+            .arg(how)
+            .arg(node)
+            .query(c)
+            .unwrap();
+    };
+    setslot(&mut cons[dst], "IMPORTING", &src_id);
+    setslot(&mut cons[src], "MIGRATING", &dst_id);
+    let _: () = redis::cmd("MIGRATE")
+        .arg("127.0.0.1")
+        .arg(nodes[dst].port())
+        .arg("")
+        .arg(0)
+        .arg(5000)
+        .arg("KEYS")
+        .arg(&rkey)
+        .query(&mut cons[src])
+        .unwrap();
+    setslot(&mut cons[dst], "NODE", &dst_id);
+    setslot(&mut cons[src], "NODE", &dst_id);
+
+    runtime.block_on(async {
+        // The old owner says MOVED to 127.0.0.2:PORT: not followed.
+        match store.get(&key).await {
+            Err(tls_session_cache::StoreError::Unavailable(why)) => {
+                assert!(why.contains(&announced), "{why}");
+                assert!(why.contains("not in the slot map"), "{why}");
+            }
+            other => panic!("expected an unfollowed redirect, got {other:?}"),
+        }
+        assert_eq!(store.stats().errors, 1);
+        // The old owner answered: its breaker saw no failure.
+        assert!(
+            store
+                .node_circuits()
+                .iter()
+                .all(|(_, c)| *c == CircuitState::Closed)
+        );
+        // The map is reloaded (at most once a second) and then names the
+        // new address: the session is found there.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let found = loop {
+            match store.get(&key).await {
+                Ok(Some(found)) => break found,
+                _ if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                other => panic!("never found after the map reload: {other:?}"),
+            }
+        };
+        assert_eq!(found, s);
+        let circuits = store.node_circuits();
+        assert!(
+            circuits.iter().any(|(a, _)| *a == announced),
+            "{circuits:?}"
+        );
+    });
+}
