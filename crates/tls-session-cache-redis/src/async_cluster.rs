@@ -31,6 +31,19 @@
 //! A node's connection is opened by the first call that needs it (one at a
 //! time; others wait within their own deadline) and dropped after a call
 //! found the node gone or slow, so the next call opens a fresh one.
+//!
+//! Against a hostile or broken node the protections are the standalone
+//! async store's, from the same code: every connection reads through a
+//! byte credit (`capped`, opened by `asynchronous::open`), each call
+//! granting its largest legitimate reply first (a session call's
+//! `max_reply`, `CLUSTER SLOTS` up to `cluster::SLOTS_REPLY_MAX`), so an
+//! oversized reply is refused before it is read whole, counted in
+//! `redis.oversize_replies`, and the connection dropped; a slot map naming
+//! more than `cluster::MAX_MASTERS` masters is refused (`slot_ranges`, as
+//! for the blocking Cluster); a redirect to an unknown node is counted in
+//! `redis.unknown_redirects`. The replay memory, value checks and
+//! rate-limited warnings are the store's (`store::Shared`), whatever the
+//! route.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -41,11 +54,12 @@ use redis::{Cmd, FromRedisValue, RedisError, Value};
 use tls_session_cache::StoreError;
 use tokio::time::Instant as Deadline;
 
-use crate::asynchronous::{Held, open, timed_out};
+use crate::asynchronous::{Held, open, over_credit, timed_out};
 use crate::backend::{Dialer, admit, is_unavailability, settle};
 use crate::breaker::{Breaker, CircuitState};
+use crate::capped::Budget;
 use crate::cluster::{
-    BreakerSettings, REFRESH_INTERVAL, Route, key_slot, redirect_of, slot_ranges,
+    BreakerSettings, REFRESH_INTERVAL, Route, SLOTS_REPLY_MAX, key_slot, redirect_of, slot_ranges,
 };
 use crate::stats::{Counters, bump};
 
@@ -118,6 +132,9 @@ pub(crate) struct AsyncCluster {
     refresh: Mutex<RefreshState>,
     breaker: BreakerSettings,
     next_id: AtomicU64,
+    /// The largest reply a session call reads (`Shared::max_reply`): what
+    /// each call grants its connection's byte credit.
+    max_reply: usize,
 }
 
 impl Node {
@@ -138,7 +155,7 @@ impl Node {
     }
 
     /// The node's connection, made now if there is none.
-    async fn connection(&self, ids: &AtomicU64) -> Result<Held, RedisError> {
+    async fn connection(&self, ids: &AtomicU64, max_reply: usize) -> Result<Held, RedisError> {
         if let Some(h) = self.held() {
             return Ok(h);
         }
@@ -146,26 +163,31 @@ impl Node {
         if let Some(h) = self.held() {
             return Ok(h);
         }
+        let budget = Budget::new(max_reply);
         let held = Held {
-            con: open(&self.dialer).await?,
+            con: open(&self.dialer, &budget).await?,
             id: ids.fetch_add(1, Ordering::Relaxed),
+            budget,
         };
         *self.conn.lock().unwrap_or_else(PoisonError::into_inner) = Some(held.clone());
         Ok(held)
     }
 
     /// `cmd` on this node (after `ASKING`, in one pipeline, when `asking`),
-    /// connecting first if need be, all before `deadline`. A connection
-    /// that failed or timed out is dropped.
+    /// connecting first if need be, all before `deadline`; its reply may
+    /// take `reply_max` bytes of the connection's credit. A connection
+    /// that failed, timed out or went beyond its credit is dropped.
     async fn query<T: FromRedisValue>(
         &self,
-        ids: &AtomicU64,
+        cluster: &AsyncCluster,
         deadline: Deadline,
         cmd: &Cmd,
         asking: bool,
+        reply_max: usize,
     ) -> Result<T, RedisError> {
         let attempt = async {
-            let mut held = self.connection(ids).await?;
+            let mut held = self.connection(&cluster.next_id, cluster.max_reply).await?;
+            held.budget.grant_reply(reply_max);
             let result = if asking {
                 redis::pipe()
                     .cmd("ASKING")
@@ -178,9 +200,12 @@ impl Node {
                 cmd.query_async::<T>(&mut held.con).await
             };
             if let Err(e) = &result
-                && is_unavailability(e)
+                && (is_unavailability(e) || held.budget.tripped())
             {
                 self.forget(Some(held.id));
+                if held.budget.tripped() {
+                    return Err(over_credit(e));
+                }
             }
             result
         };
@@ -198,7 +223,12 @@ impl AsyncCluster {
     /// Routing over `seeds` (TCP addresses, each with the credentials and
     /// TLS every node is reached with: the first seed's). Does not connect;
     /// `None` without a seed or with a seed that is not TCP.
-    pub(crate) fn new(seeds: Vec<Dialer>, breaker: BreakerSettings) -> Option<AsyncCluster> {
+    /// `max_reply` is the largest reply a session call reads.
+    pub(crate) fn new(
+        seeds: Vec<Dialer>,
+        breaker: BreakerSettings,
+        max_reply: usize,
+    ) -> Option<AsyncCluster> {
         let addrs = seeds
             .iter()
             .map(|s| s.tcp().map(|(h, p)| (h.to_string(), p)))
@@ -212,6 +242,7 @@ impl AsyncCluster {
             refresh: Mutex::new(RefreshState::default()),
             breaker,
             next_id: AtomicU64::new(1),
+            max_reply,
         })
     }
 
@@ -288,7 +319,7 @@ impl AsyncCluster {
             return Err(StoreError::Timeout(budget));
         }
         admit(&node.breaker, counters)?;
-        let result = node.query(&self.next_id, deadline, cmd, false).await;
+        let result = node.query(self, deadline, cmd, false, self.max_reply).await;
         let redirect = match &result {
             Err(e) => redirect_of(e),
             Ok(_) => None,
@@ -306,6 +337,7 @@ impl AsyncCluster {
         let Some(target) = self.known(&addr) else {
             self.mark_stale();
             bump(&counters.errors);
+            bump(&counters.unknown_redirects);
             log::debug!(
                 "redis session store: {} redirects slot {slot} to {addr}, not in the slot map; \
                  not followed until the map is reloaded",
@@ -324,7 +356,9 @@ impl AsyncCluster {
             self.mark_stale();
         }
         admit(&target.breaker, counters)?;
-        let result = target.query(&self.next_id, deadline, cmd, asking).await;
+        let result = target
+            .query(self, deadline, cmd, asking, self.max_reply)
+            .await;
         settle(&target.breaker, counters, budget, result)
     }
 
@@ -361,10 +395,11 @@ impl AsyncCluster {
                 Ok(()) => {
                     let reply = node
                         .query::<Value>(
-                            &self.next_id,
+                            self,
                             deadline,
                             redis::cmd("CLUSTER").arg("SLOTS"),
                             false,
+                            SLOTS_REPLY_MAX,
                         )
                         .await
                         .and_then(|reply| self.parse_slots(&node, reply));

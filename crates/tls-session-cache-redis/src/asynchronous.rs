@@ -40,12 +40,14 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use crate::async_cluster::AsyncCluster;
 use crate::backend::{Dialer, is_unavailability};
 use crate::breaker::CircuitState;
+use crate::capped::{Budget, Capped};
 use crate::cluster;
 use crate::naming::RedisKey;
 use crate::sentinel::{Due, Watch, is_demoted, master_query, unknown_master};
 use crate::stats::{RedisStats, bump};
 use crate::store::{BuildError, Endpoints, Lookup, Name, PutPlan, RedisStoreBuilder, Shared};
 use crate::tls::handshake_failure;
+use crate::wire::REPLY_TOO_LARGE;
 
 impl RedisStoreBuilder {
     /// Builds an [`AsyncRedisStore`] with these settings. Like
@@ -59,9 +61,10 @@ impl RedisStoreBuilder {
         let (shared, endpoints) = self.build_shared()?;
         let route = match endpoints {
             Endpoints::Single(dialer) => Route::Single(dialer),
-            Endpoints::Cluster { seeds, breaker } => {
-                Route::Cluster(AsyncCluster::new(seeds, breaker).ok_or(BuildError::EmptyCluster)?)
-            }
+            Endpoints::Cluster { seeds, breaker } => Route::Cluster(
+                AsyncCluster::new(seeds, breaker, shared.max_reply())
+                    .ok_or(BuildError::EmptyCluster)?,
+            ),
             Endpoints::Sentinel {
                 sentinels,
                 name,
@@ -120,7 +123,8 @@ impl AsyncSentinel {
         let mut last = None;
         for i in self.watch.order(self.sentinels.len()) {
             let reply = async {
-                let mut con = open(&self.sentinels[i]).await?;
+                let budget = Budget::new(SENTINEL_REPLY_MAX);
+                let mut con = open(&self.sentinels[i], &budget).await?;
                 master_query(&self.name)
                     .query_async::<Option<(String, u16)>>(&mut con)
                     .await
@@ -175,11 +179,12 @@ impl AsyncSentinel {
     }
 }
 
-/// The shared connection and its generation.
+/// The shared connection, its generation and its read budget.
 #[derive(Clone)]
 pub(crate) struct Held {
     pub(crate) con: MultiplexedConnection,
     pub(crate) id: u64,
+    pub(crate) budget: Arc<Budget>,
 }
 
 /// A Redis session store for tokio: `put` / `get` / `take` / `remove` are
@@ -209,17 +214,34 @@ impl std::fmt::Debug for AsyncRedisStore {
     }
 }
 
+/// The largest reply a sentinel's `SENTINEL GET-MASTER-ADDR-BY-NAME` takes.
+const SENTINEL_REPLY_MAX: usize = 4096;
+
 pub(crate) fn timed_out() -> RedisError {
     RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut))
 }
 
+/// The error a call reports when its connection's byte credit tripped
+/// (`e`, what redis-rs said): a reply refused for its size, counted in
+/// `redis.oversize_replies` by `settle`. The caller drops the connection.
+pub(crate) fn over_credit(e: &RedisError) -> RedisError {
+    RedisError::from(std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        format!("{REPLY_TOO_LARGE} the call's share of the connection: {e}"),
+    ))
+}
+
 /// Opens a multiplexed connection with `dialer`'s address, TLS and
-/// settings (the caller bounds the time); its driver runs as a task.
-pub(crate) async fn open(dialer: &Dialer) -> Result<MultiplexedConnection, RedisError> {
+/// settings (the caller bounds the time); its driver runs as a task, and
+/// its reads spend `budget` (see `capped`): each call grants it first.
+pub(crate) async fn open(
+    dialer: &Dialer,
+    budget: &Arc<Budget>,
+) -> Result<MultiplexedConnection, RedisError> {
     let settings = dialer.settings();
     if let Some(path) = dialer.unix_path() {
         let stream = tokio::net::UnixStream::connect(path).await?;
-        return finish(settings, stream).await;
+        return finish(settings, Capped::new(stream, Arc::clone(budget))).await;
     }
     let (host, port) = dialer.tcp().ok_or_else(|| {
         RedisError::from((ErrorKind::InvalidClientConfig, "unsupported Redis address"))
@@ -227,7 +249,7 @@ pub(crate) async fn open(dialer: &Dialer) -> Result<MultiplexedConnection, Redis
     let tcp = tokio::net::TcpStream::connect((host, port)).await?;
     tcp.set_nodelay(true)?;
     match dialer.tls() {
-        None => finish(settings, tcp).await,
+        None => finish(settings, Capped::new(tcp, Arc::clone(budget))).await,
         Some(tls) => {
             let ssl = tls.ssl(host)?;
             let mut stream = tokio_openssl::SslStream::new(ssl, tcp)
@@ -240,7 +262,7 @@ pub(crate) async fn open(dialer: &Dialer) -> Result<MultiplexedConnection, Redis
                     Some(verify),
                 ));
             }
-            finish(settings, stream).await
+            finish(settings, Capped::new(stream, Arc::clone(budget))).await
         }
     }
 }
@@ -287,8 +309,9 @@ impl AsyncRedisStore {
         if let Some(h) = self.held() {
             return Ok(h);
         }
+        let budget = Budget::new(self.shared.max_reply());
         let con = match &self.route {
-            Route::Single(dialer) => open(dialer).await?,
+            Route::Single(dialer) => open(dialer, &budget).await?,
             Route::Cluster(_) => {
                 return Err(RedisError::from((
                     ErrorKind::InvalidClientConfig,
@@ -304,12 +327,13 @@ impl AsyncRedisStore {
                         addr
                     }
                 };
-                open(&s.data.at(&addr.0, addr.1)?).await?
+                open(&s.data.at(&addr.0, addr.1)?, &budget).await?
             }
         };
         let held = Held {
             con,
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            budget,
         };
         *self.conn.lock().unwrap_or_else(PoisonError::into_inner) = Some(held.clone());
         Ok(held)
@@ -368,11 +392,15 @@ impl AsyncRedisStore {
         let attempt = async {
             self.recheck(false).await;
             let mut held = self.connection().await?;
+            held.budget.grant();
             let result = cmd.query_async::<T>(&mut held.con).await;
             if let Err(e) = &result
-                && (is_unavailability(e) || is_demoted(e))
+                && (is_unavailability(e) || is_demoted(e) || held.budget.tripped())
             {
                 self.lost(Some(held.id));
+                if held.budget.tripped() {
+                    return Err(over_credit(e));
+                }
             }
             result
         };
@@ -497,7 +525,9 @@ impl AsyncRedisStore {
     /// too for a TLS 1.2 key while the fallback is on); returns whether one
     /// was there.
     pub async fn remove(&self, key: &SessionKey) -> Result<bool, StoreError> {
-        let removed = self.del(&self.shared.all_names(key)).await?;
+        let names = self.shared.all_names(key);
+        let removed = self.del(&names).await?;
+        self.shared.note_removal(&names);
         if removed {
             self.shared.count_removal();
         }
