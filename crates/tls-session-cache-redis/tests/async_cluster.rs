@@ -637,6 +637,7 @@ fn a_moved_to_an_address_not_in_the_slot_map_waits_for_the_map() {
             other => panic!("expected an unfollowed redirect, got {other:?}"),
         }
         assert_eq!(store.stats().errors, 1);
+        assert_eq!(store.redis_stats().unknown_redirects, 1);
         // The old owner answered: its breaker saw no failure.
         assert!(
             store
@@ -663,4 +664,79 @@ fn a_moved_to_an_address_not_in_the_slot_map_waits_for_the_map() {
             "{circuits:?}"
         );
     });
+}
+
+#[test]
+fn a_consumed_ticket_written_back_into_the_cluster_does_not_resume_again_async() {
+    let cluster = cluster();
+    let runtime = rt();
+    let store = builder(&cluster.url()).build_async().unwrap();
+    // The control: the same replay resumes on a store without the memory.
+    let forgetful = builder(&cluster.url())
+        .replay_memory(0)
+        .build_async()
+        .unwrap();
+    let ticket = random_key13(b"svc");
+    let removed = random_key(b"svc");
+    runtime.block_on(async {
+        store
+            .put(&ticket, &session(Protocol::Tls13, 300))
+            .await
+            .unwrap();
+        store
+            .put(&removed, &session(Protocol::Tls12, 300))
+            .await
+            .unwrap();
+    });
+    let names = [store.redis_key(&ticket), store.redis_key(&removed)];
+    let nodes = cluster.nodes();
+    let mut cons: Vec<redis::Connection> = owners(&cluster, &names)
+        .into_iter()
+        .map(|i| nodes[i].connection().unwrap())
+        .collect();
+    let old: Vec<Vec<u8>> = names
+        .iter()
+        .zip(&mut cons)
+        .map(|(name, con)| redis::cmd("GET").arg(name).query(con).unwrap())
+        .collect();
+    let write_back = |con: &mut redis::Connection, i: usize| {
+        let _: () = redis::cmd("SET")
+            .arg(&names[i])
+            .arg(&old[i])
+            .arg("EX")
+            .arg(300)
+            .query(con)
+            .unwrap();
+    };
+    runtime.block_on(async {
+        assert!(store.take(&ticket).await.unwrap().is_some(), "first use");
+        assert!(store.remove(&removed).await.unwrap());
+    });
+    let exists: i64 = redis::cmd("EXISTS")
+        .arg(&names[0])
+        .query(&mut cons[0])
+        .unwrap();
+    assert_eq!(exists, 0, "GETDEL consumed it");
+    // A Cluster writer restores the bytes it read before.
+    write_back(&mut cons[0], 0);
+    write_back(&mut cons[1], 1);
+    runtime.block_on(async {
+        assert!(
+            store.take(&ticket).await.unwrap().is_none(),
+            "the replayed ticket resumed"
+        );
+        assert!(
+            store.get(&removed).await.unwrap().is_none(),
+            "a removed session resumed"
+        );
+    });
+    assert_eq!(store.redis_stats().replays, 2);
+    write_back(&mut cons[0], 0);
+    runtime.block_on(async {
+        assert!(
+            forgetful.take(&ticket).await.unwrap().is_some(),
+            "the control: without the memory the replay resumes"
+        );
+    });
+    assert_eq!(forgetful.redis_stats().replays, 0);
 }
