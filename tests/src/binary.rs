@@ -22,20 +22,45 @@ pub fn server_binary() -> PathBuf {
 }
 
 fn locate() -> Result<PathBuf, String> {
-    if let Some(path) = std::env::var_os(SERVER_BIN_ENV) {
+    locate_example(SERVER_BIN_ENV, "tls-session-cache-openssl", "server")
+}
+
+/// Environment variable naming a prebuilt async example server binary.
+pub const ASYNC_SERVER_BIN_ENV: &str = "TLS_SESSION_CACHE_ASYNC_SERVER_BIN";
+
+/// The path of the async example server binary (`cargo build -p
+/// tls-session-cache-tokio --example async_server`), built once per test
+/// binary like [`server_binary`], unless [`ASYNC_SERVER_BIN_ENV`] names one.
+pub fn async_server_binary() -> PathBuf {
+    static BINARY: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let found = BINARY.get_or_init(|| {
+        locate_example(
+            ASYNC_SERVER_BIN_ENV,
+            "tls-session-cache-tokio",
+            "async_server",
+        )
+    });
+    match found {
+        Ok(path) => path.clone(),
+        Err(e) => panic!("cannot build the async example server: {e}"),
+    }
+}
+
+fn locate_example(env: &str, package: &str, example: &str) -> Result<PathBuf, String> {
+    if let Some(path) = std::env::var_os(env) {
         let path = PathBuf::from(path);
         return if path.is_file() {
             Ok(path)
         } else {
-            Err(format!("{SERVER_BIN_ENV}={} is not a file", path.display()))
+            Err(format!("{env}={} is not a file", path.display()))
         };
     }
-    build()
+    build(package, example)
 }
 
 /// Runs cargo and takes the executable's path from its JSON messages, so
 /// the target directory and profile need no guessing.
-fn build() -> Result<PathBuf, String> {
+fn build(package: &str, example: &str) -> Result<PathBuf, String> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("..")
@@ -46,7 +71,7 @@ fn build() -> Result<PathBuf, String> {
         "--quiet",
         "--message-format=json-render-diagnostics",
     ])
-    .args(["-p", "tls-session-cache-openssl", "--example", "server"])
+    .args(["-p", package, "--example", example])
     .arg("--manifest-path")
     .arg(&manifest)
     .stdin(Stdio::null());
@@ -69,7 +94,7 @@ fn build() -> Result<PathBuf, String> {
             continue;
         };
         let is_server = msg["reason"] == "compiler-artifact"
-            && msg["target"]["name"] == "server"
+            && msg["target"]["name"] == example
             && msg["target"]["kind"]
                 .as_array()
                 .is_some_and(|k| k.iter().any(|k| k == "example"));
@@ -78,6 +103,6 @@ fn build() -> Result<PathBuf, String> {
         }
     }
     Err(format!(
-        "cargo build reported no executable for the example `server`:\n{stdout}"
+        "cargo build reported no executable for the example `{example}`:\n{stdout}"
     ))
 }

@@ -19,11 +19,11 @@ pub mod client;
 pub mod keys;
 pub mod process;
 
-pub use binary::server_binary;
+pub use binary::{async_server_binary, server_binary};
 pub use client::{Outcome, Version, connect, counter, stats};
 pub use keys::KeyFile;
 pub use process::ServerProcess;
-pub use tls_session_cache_testkit::RedisServer;
+pub use tls_session_cache_testkit::{RedisCluster, RedisServer};
 
 /// Starts a `redis-server` for a test, or fails the test with the testkit's
 /// message (which says how to install Redis when it is missing).

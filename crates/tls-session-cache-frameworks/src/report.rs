@@ -79,6 +79,11 @@ impl Report {
                 RedisHandle::Async(r) => {
                     common::redis_json(r.redis_stats(), r.circuit_state(), None)
                 }
+                RedisHandle::AsyncTiered(t) => common::redis_json(
+                    t.remote().redis_stats(),
+                    t.remote().circuit_state(),
+                    Some(t.local_hits()),
+                ),
             };
             extra.push(("redis", json));
         }
@@ -106,6 +111,11 @@ impl Report {
             }
             Some(RedisHandle::Async(r)) => {
                 e.add(&context, r.redis_stats().metrics(r.circuit_state()));
+            }
+            Some(RedisHandle::AsyncTiered(t)) => {
+                let r = t.remote();
+                e.add(&context, r.redis_stats().metrics(r.circuit_state()));
+                e.add(&context, [local_hits_metric(t.local_hits())]);
             }
         }
         e.render()

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use tls_session_cache::{MemoryStore, SessionStore};
-use tls_session_cache_redis::{AsyncRedisStore, RedisStore, TieredStore};
+use tls_session_cache_redis::{AsyncRedisStore, AsyncTieredStore, RedisStore, TieredStore};
 use tls_session_cache_tokio::AsyncSessionStore;
 
 use crate::common::{self, Args};
@@ -21,8 +21,11 @@ pub enum RedisHandle {
     Blocking(Arc<RedisStore>),
     /// A tiered store (local memory in front of a blocking Redis store).
     Tiered(Arc<TieredStore>),
-    /// The async Redis store.
+    /// The async Redis store (standalone, Cluster or Sentinel).
     Async(Arc<AsyncRedisStore>),
+    /// An async tiered store (local memory in front of the async Redis
+    /// store).
+    AsyncTiered(Arc<AsyncTieredStore>),
 }
 
 /// Notes on stderr for flags that the chosen store does not use, as the
@@ -39,6 +42,20 @@ fn memory_notes(program: &str, args: &Args, has_keys: bool) {
     }
 }
 
+/// Whether `s` is a Redis store URL (standalone, Cluster or Sentinel).
+fn is_redis(s: &str) -> bool {
+    [
+        "redis://",
+        "rediss://",
+        "redis+cluster://",
+        "rediss+cluster://",
+        "redis+sentinel://",
+        "rediss+sentinel://",
+    ]
+    .iter()
+    .any(|scheme| s.starts_with(scheme))
+}
+
 /// A blocking store from `--store memory|redis://…|rediss://…|redis+cluster://…|redis+sentinel://…|tiered+redis://…`.
 pub fn open_blocking(
     program: &str,
@@ -46,18 +63,6 @@ pub fn open_blocking(
 ) -> Result<(Box<dyn SessionStore>, Option<RedisHandle>), String> {
     let keys = common::seal_keys(args)?;
     let spec = args.store.as_str();
-    let is_redis = |s: &str| {
-        [
-            "redis://",
-            "rediss://",
-            "redis+cluster://",
-            "rediss+cluster://",
-            "redis+sentinel://",
-            "rediss+sentinel://",
-        ]
-        .iter()
-        .any(|scheme| s.starts_with(scheme))
-    };
     let redis = |url: &str, keys| -> Result<RedisStore, String> {
         common::redis_builder(url, keys, args, EPHEMERAL)?
             .build()
@@ -94,7 +99,9 @@ pub fn open_blocking(
     let remote = match &opened.1 {
         RedisHandle::Blocking(r) => r.as_ref(),
         RedisHandle::Tiered(t) => t.remote(),
-        RedisHandle::Async(_) => return Ok((opened.0, Some(opened.1))),
+        RedisHandle::Async(_) | RedisHandle::AsyncTiered(_) => {
+            return Ok((opened.0, Some(opened.1)));
+        }
     };
     match remote.ping() {
         Ok(()) => log::info!("session store {spec}: connected"),
@@ -106,39 +113,42 @@ pub fn open_blocking(
     Ok((opened.0, Some(opened.1)))
 }
 
-/// An async store from `--store memory|redis://HOST:PORT` (the async Redis
-/// store has no Cluster or tiered form yet).
+/// An async store from `--store memory|redis://…|rediss://…|redis+cluster://…|redis+sentinel://…|tiered+redis://…`
+/// (the spellings of the blocking stores).
 pub fn open_async(
     program: &str,
     args: &Args,
 ) -> Result<(Arc<dyn AsyncSessionStore>, Option<RedisHandle>), String> {
     let keys = common::seal_keys(args)?;
+    let redis = |url: &str, keys| -> Result<AsyncRedisStore, String> {
+        common::redis_builder(url, keys, args, EPHEMERAL)?
+            .build_async()
+            .map_err(|e| format!("--store {url}: {e}"))
+    };
     match args.store.as_str() {
         "memory" => {
             memory_notes(program, args, keys.is_some());
             Ok((Arc::new(MemoryStore::default()), None))
         }
-        url if [
-            "redis://",
-            "rediss://",
-            "redis+sentinel://",
-            "rediss+sentinel://",
-        ]
-        .iter()
-        .any(|scheme| url.starts_with(scheme)) =>
-        {
-            let store = common::redis_builder(url, keys, args, EPHEMERAL)?
-                .build_async()
-                .map_err(|e| format!("--store {url}: {e}"))?;
-            let store = Arc::new(store);
+        s if is_redis(s) => {
+            let store = Arc::new(redis(s, keys)?);
             Ok((
                 Arc::clone(&store) as Arc<dyn AsyncSessionStore>,
                 Some(RedisHandle::Async(store)),
             ))
         }
+        s if s.strip_prefix("tiered+").is_some_and(is_redis) => {
+            let remote = redis(&s["tiered+".len()..], keys)?;
+            let store = Arc::new(AsyncTieredStore::new(MemoryStore::default(), remote));
+            Ok((
+                Arc::clone(&store) as Arc<dyn AsyncSessionStore>,
+                Some(RedisHandle::AsyncTiered(store)),
+            ))
+        }
         s => Err(format!(
-            "--store {s}: the async servers support memory, redis://HOST:PORT, \
-             rediss://HOST:PORT and redis+sentinel://HOST:PORT,…/NAME"
+            "--store {s}: expected memory, redis://HOST:PORT, \
+             rediss://HOST:PORT, redis+cluster://HOST:PORT,HOST:PORT,…, \
+             redis+sentinel://HOST:PORT,…/NAME or tiered+redis://HOST:PORT"
         )),
     }
 }

@@ -1,5 +1,6 @@
 //! End-to-end: the `axum-example` server process against openssl s_client and
-//! rustls, on the memory store and on a real Redis.
+//! rustls, on the memory store, on a real Redis and on a real Redis Cluster
+//! (directly and behind the async tiered store).
 
 mod support;
 
@@ -19,6 +20,18 @@ fn redis_store_resumes_tls12_and_tls13_with_s_client_and_rustls() {
     let mut run = Running::redis(BIN, &[]);
     support::both_clients_resume_both_versions(&run);
     run.server.stop_cleanly();
+}
+
+#[test]
+fn cluster_and_tiered_cluster_stores_resume_tls12_and_tls13_with_s_client_and_rustls() {
+    for prefix in ["", "tiered+"] {
+        let mut run = Running::cluster(BIN, prefix, &[]);
+        support::both_clients_resume_both_versions(&run);
+        let s = support::stats(run.addr());
+        assert_eq!(s["redis"]["circuit"], "closed", "{prefix}: {s}");
+        assert_eq!(support::counter(&s, "redis.timeouts"), 0, "{prefix}: {s}");
+        run.server.stop_cleanly();
+    }
 }
 
 #[test]

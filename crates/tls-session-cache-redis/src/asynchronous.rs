@@ -16,10 +16,12 @@
 //! through tokio-openssl, with the same settings and checks as the blocking
 //! store (see the `tls` module).
 //!
-//! Standalone Redis (`redis://`, `rediss://`) and Sentinel
+//! Standalone Redis (`redis://`, `rediss://`), Sentinel
 //! (`redis+sentinel://`, `rediss+sentinel://`: the master's address is
 //! asked of the sentinels as the blocking store does, see the `sentinel`
-//! module). A cluster URL is refused with [`BuildError::AsyncCluster`].
+//! module) and Redis Cluster (`redis+cluster://`, `rediss+cluster://`: the
+//! blocking store's slot routing, with a multiplexed connection and a
+//! circuit breaker per master, see the `async_cluster` module).
 //!
 //! [`RedisStore`]: crate::RedisStore
 
@@ -35,9 +37,11 @@ use redis::{
 use tls_session_cache::{SessionKey, StoreError, StoreStats, StoredSession};
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use crate::async_cluster::AsyncCluster;
 use crate::backend::{Dialer, is_unavailability};
 use crate::breaker::CircuitState;
 use crate::capped::{Budget, Capped};
+use crate::cluster;
 use crate::naming::RedisKey;
 use crate::sentinel::{Due, Watch, is_demoted, master_query, unknown_master};
 use crate::stats::{RedisStats, bump};
@@ -50,14 +54,17 @@ impl RedisStoreBuilder {
     /// [`build`](Self::build) it does not connect; the connection is made
     /// by the first call, which must run inside a tokio runtime.
     /// [`write_behind`](Self::write_behind) does not apply (an async server
-    /// queues its writes itself); a cluster URL is refused.
+    /// queues its writes itself).
     pub fn build_async(self) -> Result<AsyncRedisStore, BuildError> {
         let connect_timeout = self.connect_timeout_value();
         let call_timeout = self.io_timeout_value();
         let (shared, endpoints) = self.build_shared()?;
         let route = match endpoints {
             Endpoints::Single(dialer) => Route::Single(dialer),
-            Endpoints::Cluster => return Err(BuildError::AsyncCluster),
+            Endpoints::Cluster { seeds, breaker } => Route::Cluster(
+                AsyncCluster::new(seeds, breaker, shared.max_reply())
+                    .ok_or(BuildError::EmptyCluster)?,
+            ),
             Endpoints::Sentinel {
                 sentinels,
                 name,
@@ -86,6 +93,9 @@ impl RedisStoreBuilder {
 enum Route {
     Single(Dialer),
     Sentinel(AsyncSentinel),
+    /// A connection and a breaker per master (the store's own connection
+    /// and breaker are unused).
+    Cluster(AsyncCluster),
 }
 
 /// A service behind Redis Sentinel: its master's address, asked of the
@@ -171,10 +181,10 @@ impl AsyncSentinel {
 
 /// The shared connection, its generation and its read budget.
 #[derive(Clone)]
-struct Held {
-    con: MultiplexedConnection,
-    id: u64,
-    budget: Arc<Budget>,
+pub(crate) struct Held {
+    pub(crate) con: MultiplexedConnection,
+    pub(crate) id: u64,
+    pub(crate) budget: Arc<Budget>,
 }
 
 /// A Redis session store for tokio: `put` / `get` / `take` / `remove` are
@@ -207,13 +217,27 @@ impl std::fmt::Debug for AsyncRedisStore {
 /// The largest reply a sentinel's `SENTINEL GET-MASTER-ADDR-BY-NAME` takes.
 const SENTINEL_REPLY_MAX: usize = 4096;
 
-fn timed_out() -> RedisError {
+pub(crate) fn timed_out() -> RedisError {
     RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut))
 }
 
+/// The error a call reports when its connection's byte credit tripped
+/// (`e`, what redis-rs said): a reply refused for its size, counted in
+/// `redis.oversize_replies` by `settle`. The caller drops the connection.
+pub(crate) fn over_credit(e: &RedisError) -> RedisError {
+    RedisError::from(std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        format!("{REPLY_TOO_LARGE} the call's share of the connection: {e}"),
+    ))
+}
+
 /// Opens a multiplexed connection with `dialer`'s address, TLS and
-/// settings (the caller bounds the time); its driver runs as a task.
-async fn open(dialer: &Dialer, budget: &Arc<Budget>) -> Result<MultiplexedConnection, RedisError> {
+/// settings (the caller bounds the time); its driver runs as a task, and
+/// its reads spend `budget` (see `capped`): each call grants it first.
+pub(crate) async fn open(
+    dialer: &Dialer,
+    budget: &Arc<Budget>,
+) -> Result<MultiplexedConnection, RedisError> {
     let settings = dialer.settings();
     if let Some(path) = dialer.unix_path() {
         let stream = tokio::net::UnixStream::connect(path).await?;
@@ -288,6 +312,12 @@ impl AsyncRedisStore {
         let budget = Budget::new(self.shared.max_reply());
         let con = match &self.route {
             Route::Single(dialer) => open(dialer, &budget).await?,
+            Route::Cluster(_) => {
+                return Err(RedisError::from((
+                    ErrorKind::InvalidClientConfig,
+                    "a cluster has a connection per master",
+                )));
+            }
             Route::Sentinel(s) => {
                 let addr = match s.current() {
                     Some(addr) => addr,
@@ -335,9 +365,19 @@ impl AsyncRedisStore {
         }
     }
 
-    /// One command through the breaker, bounded by connect + call timeouts.
-    async fn call<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StoreError> {
+    /// One command about `key` (or, with `None`, for any node) through
+    /// the breaker, bounded by connect + call timeouts. On a cluster, to
+    /// the master of `key`'s slot, through that master's breaker.
+    async fn call<T: FromRedisValue>(
+        &self,
+        cmd: &Cmd,
+        key: Option<&RedisKey>,
+    ) -> Result<T, StoreError> {
         let budget = self.connect_timeout + self.call_timeout;
+        if let Route::Cluster(c) = &self.route {
+            let route = key.map_or(cluster::Route::Any, cluster::Route::Key);
+            return c.call(&self.shared.counters, budget, route, cmd).await;
+        }
         if !self.shared.breaker_admits() {
             // Sentinel: while the circuit is open, a new master resets it.
             let moved = matches!(self.route, Route::Sentinel(_))
@@ -359,10 +399,7 @@ impl AsyncRedisStore {
             {
                 self.lost(Some(held.id));
                 if held.budget.tripped() {
-                    return Err(RedisError::from(std::io::Error::new(
-                        std::io::ErrorKind::InvalidData,
-                        format!("{REPLY_TOO_LARGE} the call's share of the connection: {e}"),
-                    )));
+                    return Err(over_credit(e));
                 }
             }
             result
@@ -400,13 +437,22 @@ impl AsyncRedisStore {
     pub fn sentinel_master(&self) -> Option<String> {
         match &self.route {
             Route::Sentinel(s) => s.current().map(|(h, p)| format!("{h}:{p}")),
-            Route::Single(_) => None,
+            Route::Single(_) | Route::Cluster(_) => None,
         }
     }
 
-    /// `DEL` of every name in `names` (one command: standalone Redis only).
+    /// `DEL` of every name in `names`: one command on one master, one per
+    /// name on a cluster (a session's names are in different slots).
     async fn del(&self, names: &[RedisKey]) -> Result<bool, StoreError> {
-        let n: i64 = self.call(redis::cmd("DEL").arg(names)).await?;
+        if let Route::Cluster(_) = &self.route {
+            let mut found = false;
+            for name in names {
+                let n: i64 = self.call(redis::cmd("DEL").arg(name), Some(name)).await?;
+                found |= n > 0;
+            }
+            return Ok(found);
+        }
+        let n: i64 = self.call(redis::cmd("DEL").arg(names), None).await?;
         Ok(n > 0)
     }
 
@@ -417,13 +463,30 @@ impl AsyncRedisStore {
     ) -> Result<Option<StoredSession>, StoreError> {
         let (rkey, previous) = self.shared.lookup_names(key, command);
         let (name, value, which) = match previous {
-            // A TLS 1.2 get with the fallback on: both names in one MGET.
+            // A TLS 1.2 get with the fallback on, on a cluster: the two
+            // names are in different slots, so a GET of each.
+            Some(old) if matches!(self.route, Route::Cluster(_)) => {
+                let value: Option<Vec<u8>> =
+                    self.call(redis::cmd("GET").arg(&rkey), Some(&rkey)).await?;
+                if value.is_some() {
+                    (rkey, value, Name::Current)
+                } else {
+                    bump(&self.shared.counters.fallback_lookups);
+                    let value = self.call(redis::cmd("GET").arg(&old), Some(&old)).await?;
+                    (old, value, Name::Previous)
+                }
+            }
+            // On one master: both names in one MGET.
             Some(old) => {
-                let pair = self.call(redis::cmd("MGET").arg(&rkey).arg(&old)).await?;
+                let pair = self
+                    .call(redis::cmd("MGET").arg(&rkey).arg(&old), None)
+                    .await?;
                 self.shared.pick(rkey, old, pair)
             }
             None => {
-                let value = self.call(redis::cmd(command.name()).arg(&rkey)).await?;
+                let value = self
+                    .call(redis::cmd(command.name()).arg(&rkey), Some(&rkey))
+                    .await?;
                 (rkey, value, Name::Current)
             }
         };
@@ -441,7 +504,7 @@ impl AsyncRedisStore {
             PutPlan::Set(job) => {
                 let mut cmd = redis::cmd("SET");
                 cmd.arg(&job.key).arg(&job.value).arg("PX").arg(job.px);
-                self.call::<()>(&cmd).await?;
+                self.call::<()>(&cmd, Some(&job.key)).await?;
                 self.shared.count_insert();
                 Ok(())
             }
@@ -473,7 +536,7 @@ impl AsyncRedisStore {
 
     /// Sends `PING` (through the breaker, like any call).
     pub async fn ping(&self) -> Result<(), StoreError> {
-        let pong: String = self.call(&redis::cmd("PING")).await?;
+        let pong: String = self.call(&redis::cmd("PING"), None).await?;
         if pong == "PONG" {
             Ok(())
         } else {
@@ -491,9 +554,25 @@ impl AsyncRedisStore {
         self.shared.counters.redis_stats(0)
     }
 
-    /// The circuit breaker's state.
+    /// The circuit breaker's state. For a Redis Cluster, where each master
+    /// has its own breaker, the worst of them (open, then half-open, then
+    /// closed); see [`node_circuits`](Self::node_circuits).
     pub fn circuit_state(&self) -> CircuitState {
-        self.shared.circuit_state()
+        match &self.route {
+            Route::Cluster(c) => c.worst_circuit(),
+            Route::Single(_) | Route::Sentinel(_) => self.shared.circuit_state(),
+        }
+    }
+
+    /// For a Redis Cluster: each master (`host:port`, as the cluster
+    /// announces it) with the state of its own circuit breaker, sorted by
+    /// address; masters appear once the slot map is loaded. Empty
+    /// otherwise.
+    pub fn node_circuits(&self) -> Vec<(String, CircuitState)> {
+        match &self.route {
+            Route::Cluster(c) => c.circuits(),
+            Route::Single(_) | Route::Sentinel(_) => Vec::new(),
+        }
     }
 
     /// The compact Redis key a session key is stored under.

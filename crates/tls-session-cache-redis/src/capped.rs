@@ -49,11 +49,23 @@ impl Budget {
 
     /// One more call is about to send: its reply may take `per_call` bytes.
     pub(crate) fn grant(&self) {
-        let cap = self.per_call.saturating_mul(CREDIT_CALLS);
+        self.grant_bytes(self.per_call);
+    }
+
+    /// One more call whose reply may be larger than a session call's (a
+    /// Cluster node's `CLUSTER SLOTS`) is about to send: its reply may
+    /// take `bytes`. The credit is kept to at most [`CREDIT_CALLS`] calls'
+    /// worth, or `bytes` when that is more.
+    pub(crate) fn grant_reply(&self, bytes: usize) {
+        self.grant_bytes(i64::try_from(bytes).unwrap_or(i64::MAX / CREDIT_CALLS));
+    }
+
+    fn grant_bytes(&self, bytes: i64) {
+        let cap = self.per_call.saturating_mul(CREDIT_CALLS).max(bytes);
         let _ = self
             .credit
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| {
-                Some(c.saturating_add(self.per_call).min(cap))
+                Some(c.saturating_add(bytes).min(cap))
             });
     }
 

@@ -57,7 +57,7 @@ const SLOTS: u16 = 16384;
 /// The largest `CLUSTER SLOTS` reply read: about 100 bytes per slot range
 /// and node, so room for thousands of masters and replicas, and a bound on
 /// what a hostile node can make the store read.
-const SLOTS_REPLY_MAX: usize = 4 << 20;
+pub(crate) const SLOTS_REPLY_MAX: usize = 4 << 20;
 
 /// Most masters a slot map may name (Redis Cluster's own recommended
 /// maximum is 1000 nodes): a bound on the pools a `CLUSTER SLOTS` reply
@@ -441,65 +441,13 @@ impl Cluster {
         self.candidate(map, turn)
     }
 
-    /// Parses a `CLUSTER SLOTS` reply asked of `asked`:
-    /// `[[start, end, [host, port, id, …], replicas…], …]`. An empty host
-    /// means "the host you asked".
+    /// Parses a `CLUSTER SLOTS` reply asked of `asked` (see
+    /// [`slot_ranges`]) into a map of this cluster's nodes.
     fn parse_slots(&self, asked: &Node, reply: Value) -> Result<SlotMap, RedisError> {
-        let bad = |what: &str| routing_error("unexpected CLUSTER SLOTS reply", what.to_string());
-        let Value::Array(entries) = reply else {
-            return Err(bad("not an array"));
-        };
-        let asked_host = asked
-            .addr
-            .rsplit_once(':')
-            .map_or(asked.addr.as_str(), |(h, _)| h);
-        let mut ranges = Vec::with_capacity(entries.len().min(usize::from(SLOTS)));
-        let mut masters: Vec<Arc<Node>> = Vec::new();
-        for entry in entries {
-            let Value::Array(fields) = entry else {
-                return Err(bad("entry not an array"));
-            };
-            let (Some(Value::Int(start)), Some(Value::Int(end)), Some(Value::Array(master))) =
-                (fields.first(), fields.get(1), fields.get(2))
-            else {
-                return Err(bad("entry fields"));
-            };
-            let host = match master.first() {
-                Some(Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
-                Some(Value::SimpleString(s)) => s.clone(),
-                _ => return Err(bad("master host")),
-            };
-            let host = if host.is_empty() || host == "?" {
-                asked_host.to_string()
-            } else {
-                host
-            };
-            let Some(Value::Int(port)) = master.get(1) else {
-                return Err(bad("master port"));
-            };
-            let (Ok(start), Ok(end), Ok(port)) = (
-                u16::try_from(*start),
-                u16::try_from(*end),
-                u16::try_from(*port),
-            ) else {
-                return Err(bad("numbers out of range"));
-            };
-            if start > end || end >= SLOTS {
-                return Err(bad("slot range"));
-            }
-            let node = self.node(&host, port)?;
-            if !masters.iter().any(|m| Arc::ptr_eq(m, &node)) {
-                masters.push(Arc::clone(&node));
-                if masters.len() > MAX_MASTERS {
-                    return Err(bad("more masters than a cluster can have"));
-                }
-            }
-            ranges.push((start, end, node));
+        let mut ranges = Vec::new();
+        for (start, end, host, port) in slot_ranges(&asked.addr, reply)? {
+            ranges.push((start, end, self.node(&host, port)?));
         }
-        if ranges.is_empty() {
-            return Err(bad("no slots assigned"));
-        }
-        ranges.sort_by_key(|r| r.0);
         Ok(SlotMap { ranges })
     }
 
@@ -541,8 +489,72 @@ impl Cluster {
     }
 }
 
+/// Parses a `CLUSTER SLOTS` reply asked of `asked` (`host:port`):
+/// `[[start, end, [host, port, id, …], replicas…], …]` into the masters'
+/// slot ranges `(start, end, host, port)`, sorted by start. An empty host
+/// means "the host you asked". A reply naming more than [`MAX_MASTERS`]
+/// masters is refused before any node is made for it. The blocking and the
+/// async Cluster both parse through here.
+pub(crate) fn slot_ranges(
+    asked: &str,
+    reply: Value,
+) -> Result<Vec<(u16, u16, String, u16)>, RedisError> {
+    let bad = |what: &str| routing_error("unexpected CLUSTER SLOTS reply", what.to_string());
+    let Value::Array(entries) = reply else {
+        return Err(bad("not an array"));
+    };
+    let asked_host = asked.rsplit_once(':').map_or(asked, |(h, _)| h);
+    let mut ranges = Vec::with_capacity(entries.len().min(usize::from(SLOTS)));
+    let mut masters: Vec<(String, u16)> = Vec::new();
+    for entry in entries {
+        let Value::Array(fields) = entry else {
+            return Err(bad("entry not an array"));
+        };
+        let (Some(Value::Int(start)), Some(Value::Int(end)), Some(Value::Array(master))) =
+            (fields.first(), fields.get(1), fields.get(2))
+        else {
+            return Err(bad("entry fields"));
+        };
+        let host = match master.first() {
+            Some(Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
+            Some(Value::SimpleString(s)) => s.clone(),
+            _ => return Err(bad("master host")),
+        };
+        let host = if host.is_empty() || host == "?" {
+            asked_host.to_string()
+        } else {
+            host
+        };
+        let Some(Value::Int(port)) = master.get(1) else {
+            return Err(bad("master port"));
+        };
+        let (Ok(start), Ok(end), Ok(port)) = (
+            u16::try_from(*start),
+            u16::try_from(*end),
+            u16::try_from(*port),
+        ) else {
+            return Err(bad("numbers out of range"));
+        };
+        if start > end || end >= SLOTS {
+            return Err(bad("slot range"));
+        }
+        if !masters.iter().any(|(h, p)| *h == host && *p == port) {
+            masters.push((host.clone(), port));
+            if masters.len() > MAX_MASTERS {
+                return Err(bad("more masters than a cluster can have"));
+            }
+        }
+        ranges.push((start, end, host, port));
+    }
+    if ranges.is_empty() {
+        return Err(bad("no slots assigned"));
+    }
+    ranges.sort_by_key(|r| r.0);
+    Ok(ranges)
+}
+
 /// `(asking, "host:port", slot)` when `e` is a `MOVED` or `ASK` redirect.
-fn redirect_of(e: &RedisError) -> Option<(bool, String, u16)> {
+pub(crate) fn redirect_of(e: &RedisError) -> Option<(bool, String, u16)> {
     let asking = match e.kind() {
         ErrorKind::Server(ServerErrorKind::Moved) => false,
         ErrorKind::Server(ServerErrorKind::Ask) => true,

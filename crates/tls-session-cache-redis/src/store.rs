@@ -70,9 +70,10 @@ pub enum BuildError {
          the store would not find the sessions it stores"
     )]
     PreviousFormatUnread,
-    /// The async store ([`RedisStoreBuilder::build_async`]) supports
-    /// standalone Redis and Sentinel only.
-    #[error("the async Redis store does not support Redis Cluster yet")]
+    /// No longer returned: the async store
+    /// ([`RedisStoreBuilder::build_async`]) supports Redis Cluster since
+    /// this version. Kept so that matches on it still compile.
+    #[error("the async Redis store does not support Redis Cluster")]
     AsyncCluster,
     /// TLS settings were given for a URL that is not TLS (`redis://…`
     /// instead of `rediss://…`): refused rather than silently unencrypted.
@@ -114,8 +115,12 @@ impl std::fmt::Debug for Password {
 pub(crate) enum Endpoints {
     /// One server.
     Single(Dialer),
-    /// A Redis Cluster (not supported by the async store).
-    Cluster,
+    /// A Redis Cluster: its seed nodes, and the breaker settings of each
+    /// master.
+    Cluster {
+        seeds: Vec<Dialer>,
+        breaker: BreakerSettings,
+    },
     /// The master `name` behind `sentinels`, reached with `data`'s settings.
     Sentinel {
         sentinels: Vec<Dialer>,
@@ -434,9 +439,13 @@ impl RedisStoreBuilder {
                     .map_err(url_error)?;
                 // Not redis-rs's ClusterClient: see the `cluster` module
                 // for why (a frozen master cost several timeouts per call).
+                let seeds = dialers.clone();
                 let cluster =
                     Cluster::new(dialers, self.max_idle, t, breaker).map_err(url_error)?;
-                (Backend::Cluster(cluster), Endpoints::Cluster)
+                (
+                    Backend::Cluster(cluster),
+                    Endpoints::Cluster { seeds, breaker },
+                )
             }
             Topology::Sentinel {
                 sentinels,

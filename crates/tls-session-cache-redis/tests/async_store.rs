@@ -93,18 +93,6 @@ fn a_frozen_redis_costs_one_timeout_then_the_circuit_opens() {
 }
 
 #[test]
-fn cluster_urls_are_refused_by_the_async_builder() {
-    let err = RedisStore::builder("redis+cluster://127.0.0.1:1,127.0.0.1:2")
-        .insecure_plaintext()
-        .build_async()
-        .unwrap_err();
-    assert!(
-        matches!(err, tls_session_cache_redis::BuildError::AsyncCluster),
-        "{err}"
-    );
-}
-
-#[test]
 fn async_store_falls_back_to_previous_names_for_tls12_gets_only() {
     let redis = redis();
     let mut con = redis.connection().unwrap();

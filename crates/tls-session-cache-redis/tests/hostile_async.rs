@@ -1,9 +1,14 @@
 //! The async store against a hostile `FakeRedis`: every call returns
 //! within its budget plus generous slack, fails counted, and a huge reply
-//! is refused before it is read whole.
+//! is refused before it is read whole — also when the fake plays a Redis
+//! Cluster master (`CLUSTER SLOTS` naming itself), where a slot map naming
+//! too many masters is refused and a redirect to an unknown host is not
+//! followed.
 
 mod common;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -139,4 +144,156 @@ async fn a_huge_reply_to_the_async_store_is_refused_and_its_connection_dropped()
     // The next call opens a new connection.
     let _ = store.get(&key).await;
     assert_eq!(fake.connections(), 2);
+}
+
+/// A `CLUSTER SLOTS` reply: every slot range `(start, end, port)` served by
+/// a master at 127.0.0.1.
+fn slots_reply(ranges: &[(u16, u16, u16)]) -> Vec<u8> {
+    let mut r = format!("*{}\r\n", ranges.len()).into_bytes();
+    for (start, end, port) in ranges {
+        r.extend(format!("*3\r\n:{start}\r\n:{end}\r\n*3\r\n").into_bytes());
+        r.extend(bulk(b"127.0.0.1"));
+        r.extend(format!(":{port}\r\n").into_bytes());
+        r.extend(bulk(b"0123456789abcdef0123456789abcdef01234567"));
+    }
+    r
+}
+
+/// A fake Cluster of one master owning every slot (its `CLUSTER SLOTS`
+/// names itself) that answers every other command with `reply(command)`.
+fn fake_master(reply: impl Fn(&[Vec<u8>]) -> Reply + Send + Sync + 'static) -> FakeRedis {
+    let own = Arc::new(AtomicU16::new(0));
+    let me = Arc::clone(&own);
+    let node = FakeRedis::start(move |cmd: &[Vec<u8>]| match cmd[0].as_slice() {
+        b"AUTH" | b"PING" => Reply::simple("OK"),
+        b"CLUSTER" => Reply::Raw(slots_reply(&[(0, 16383, me.load(Ordering::Relaxed))])),
+        _ => reply(cmd),
+    })
+    .unwrap();
+    own.store(node.port(), Ordering::Relaxed);
+    node
+}
+
+#[tokio::test]
+async fn a_huge_reply_from_an_async_cluster_master_is_refused_and_its_connection_dropped() {
+    let node = fake_master(|_| Reply::Flood {
+        header: b"$1073741824\r\n".to_vec(),
+        len: 1 << 30,
+    });
+    let store = RedisStore::cluster_builder([format!("redis://127.0.0.1:{}", node.port())])
+        .seal_keys(ring(7))
+        .timeouts(Duration::from_secs(3))
+        .build_async()
+        .unwrap();
+    let key = random_key(b"flood-cluster");
+    let start = Instant::now();
+    let r = store.get(&key).await;
+    assert!(r.is_err(), "{r:?}");
+    assert!(
+        start.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        start.elapsed()
+    );
+    // The slot map was loaded from the node, which then sent the flood.
+    let nodes = store.node_circuits();
+    assert_eq!(nodes.len(), 1, "{nodes:?}");
+    assert_eq!(store.redis_stats().oversize_replies, 1);
+    assert_eq!(store.redis_stats().timeouts, 0, "refused on size, not time");
+    assert_eq!(store.stats().errors, 1);
+    let sent = node.bytes_sent();
+    assert!(sent < 64 << 20, "{sent} bytes sent: the reply was read");
+    assert_eq!(node.connections(), 1);
+    // The master's connection was dropped: the next call opens a new one.
+    let again = store.get(&key).await;
+    assert!(again.is_err(), "{again:?}");
+    assert_eq!(node.connections(), 2);
+    assert_eq!(store.redis_stats().oversize_replies, 2);
+}
+
+#[tokio::test]
+async fn an_async_cluster_slot_map_naming_too_many_masters_is_refused() {
+    // 1001 masters (the limit is 1000), each a range of 16 slots.
+    let ranges: Vec<(u16, u16, u16)> = (0..1001u16)
+        .map(|i| (i * 16, i * 16 + 15, 20_000 + i))
+        .collect();
+    let reply = slots_reply(&ranges);
+    let node = FakeRedis::start(move |cmd: &[Vec<u8>]| match cmd[0].as_slice() {
+        b"CLUSTER" => Reply::Raw(reply.clone()),
+        _ => Reply::nil(),
+    })
+    .unwrap();
+    let store = RedisStore::cluster_builder([format!("redis://127.0.0.1:{}", node.port())])
+        .seal_keys(ring(7))
+        .timeouts(TIMEOUT)
+        .build_async()
+        .unwrap();
+    let r = store.get(&random_key(b"many-masters")).await;
+    assert!(r.is_err(), "a map of 1001 masters was used: {r:?}");
+    assert!(store.node_circuits().is_empty(), "no map was installed");
+    assert_eq!(store.stats().errors, 1);
+    // With 1000 masters the same reply is a map (the limit is not lower).
+    let ranges: Vec<(u16, u16, u16)> = ranges[..1000].to_vec();
+    let mut ranges = ranges;
+    ranges[999].1 = 16383;
+    let reply = slots_reply(&ranges);
+    let node = FakeRedis::start(move |cmd: &[Vec<u8>]| match cmd[0].as_slice() {
+        b"CLUSTER" => Reply::Raw(reply.clone()),
+        _ => Reply::nil(),
+    })
+    .unwrap();
+    let store = RedisStore::cluster_builder([format!("redis://127.0.0.1:{}", node.port())])
+        .seal_keys(ring(7))
+        .timeouts(TIMEOUT)
+        .build_async()
+        .unwrap();
+    let _ = store.get(&random_key(b"many-masters")).await;
+    assert_eq!(store.node_circuits().len(), 1000);
+}
+
+#[tokio::test]
+async fn async_cluster_redirects_to_unknown_hosts_are_not_followed_and_counted() {
+    // The host redirects point to: it counts what it is sent.
+    let auths = Arc::new(AtomicU64::new(0));
+    let seen = Arc::clone(&auths);
+    let outsider = FakeRedis::start(move |cmd: &[Vec<u8>]| {
+        if cmd[0] == b"AUTH" {
+            seen.fetch_add(1, Ordering::Relaxed);
+        }
+        Reply::simple("OK")
+    })
+    .unwrap();
+    let target = outsider.port();
+    let next = AtomicU64::new(0);
+    let node = fake_master(move |_| {
+        let n = next.fetch_add(1, Ordering::Relaxed);
+        let port = if n.is_multiple_of(2) {
+            target
+        } else {
+            20_000 + (n % 10_000) as u16
+        };
+        let how = if n % 4 < 2 { "MOVED" } else { "ASK" };
+        Reply::error(&format!("{how} 1234 127.0.0.1:{port}"))
+    });
+    let store = RedisStore::cluster_builder([format!("redis://:secret@127.0.0.1:{}", node.port())])
+        .seal_keys(ring(7))
+        .timeouts(Duration::from_millis(500))
+        .build_async()
+        .unwrap();
+    for _ in 0..20 {
+        let r = store.get(&random_key(b"svc")).await;
+        assert!(
+            r.is_err(),
+            "a redirect out of the cluster was served: {r:?}"
+        );
+    }
+    assert_eq!(
+        outsider.connections(),
+        0,
+        "the store connected to the outsider"
+    );
+    assert_eq!(auths.load(Ordering::Relaxed), 0);
+    assert_eq!(store.redis_stats().unknown_redirects, 20);
+    assert_eq!(store.stats().errors, 20);
+    let nodes = store.node_circuits();
+    assert_eq!(nodes.len(), 1, "redirects grew the node set: {nodes:?}");
 }

@@ -7,7 +7,9 @@
 //! ```text
 //! async_server [--listen 127.0.0.1:8443] [--cert PEM --key PEM]
 //!              [--store memory|redis://HOST:PORT|rediss://HOST:PORT
-//!                       |redis+sentinel://S1:P1,S2:P2/NAME|rediss+sentinel://…]
+//!                       |redis+cluster://H1:P1,H2:P2,…|rediss+cluster://…
+//!                       |redis+sentinel://S1:P1,S2:P2/NAME|rediss+sentinel://…
+//!                       |tiered+redis://HOST:PORT|tiered+redis+cluster://…|…]
 //!              [--seal-key-file PATH] [--redis-timeout-ms MS]
 //!              [--redis-ca PEM] [--redis-cert PEM --redis-key PEM]
 //!              [--redis-password-file PATH] [--lifetime SECS] [--context STR]
@@ -28,11 +30,16 @@
 //! Stores: `memory` and `redis://HOST:PORT` (the async Redis store, sealed
 //! under `--seal-key-file`, or an ephemeral key with a warning), over TLS
 //! with `rediss://` (`--redis-ca`, `--redis-cert`, `--redis-key`), through
-//! Sentinel with `redis+sentinel://S1:P1,…/NAME`; credentials as for the
+//! Sentinel with `redis+sentinel://S1:P1,…/NAME`, a Redis Cluster with
+//! `redis+cluster://H1:P1,H2:P2,…` (`rediss+cluster://` over TLS: a
+//! connection and a circuit breaker per master), and any of these behind a
+//! local memory tier with `tiered+` in front (`tiered+redis://…`,
+//! `tiered+redis+cluster://…`, `tiered+rediss://…`: TLS 1.2 lookups
+//! answered locally when they can be, TLS 1.3 always in Redis) — the
+//! blocking server's spellings; credentials as for the
 //! blocking server (URL, `--redis-password-file`, or
 //! `TLS_SESSION_CACHE_REDIS_PASSWORD`; never logged; refused credentials at
-//! start exit 2). Redis Cluster and tiered stores are not available to the
-//! async server yet (exit 2). Each connection's new sessions are flushed to the store before
+//! start exit 2). Each connection's new sessions are flushed to the store before
 //! its response is sent, so a client's next connection finds them (as with
 //! the blocking server, whose store writes are synchronous).
 
@@ -46,19 +53,75 @@ use common::{Args, IO_TIMEOUT, Logger};
 use openssl::ssl::{Ssl, SslContext};
 use tls_session_cache::MemoryStore;
 use tls_session_cache_openssl::prometheus::Exposition;
-use tls_session_cache_redis::{AsyncRedisStore, redact_url};
+use tls_session_cache_redis::{AsyncRedisStore, AsyncTieredStore, local_hits_metric, redact_url};
 use tls_session_cache_tokio::{AsyncSessionCache, AsyncSessionStore};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
 /// The `--store` choices in the usage line.
-const STORES: &str =
-    "memory|redis://HOST:PORT|rediss://HOST:PORT|redis+sentinel://S1:P1,S2:P2/NAME";
+const STORES: &str = "memory|redis://HOST:PORT|rediss://HOST:PORT|redis+cluster://H1:P1,H2:P2,...\
+     |redis+sentinel://S1:P1,S2:P2/NAME|tiered+redis://HOST:PORT";
 
-/// The store chosen on the command line, and the Redis store if it is one
+/// The Redis side of the store in use, for its own counters.
+#[derive(Clone)]
+enum RedisHandle {
+    Redis(Arc<AsyncRedisStore>),
+    Tiered(Arc<AsyncTieredStore>),
+}
+
+impl RedisHandle {
+    /// The Redis store (the remote tier of a tiered store).
+    fn redis(&self) -> &AsyncRedisStore {
+        match self {
+            RedisHandle::Redis(r) => r,
+            RedisHandle::Tiered(t) => t.remote(),
+        }
+    }
+
+    /// Lookups a tiered store answered locally.
+    fn local_hits(&self) -> Option<u64> {
+        match self {
+            RedisHandle::Redis(_) => None,
+            RedisHandle::Tiered(t) => Some(t.local_hits()),
+        }
+    }
+}
+
+/// The store chosen on the command line, and its Redis side if it has one
 /// (for its own counters).
-type Opened = (Arc<dyn AsyncSessionStore>, Option<Arc<AsyncRedisStore>>);
+type Opened = (Arc<dyn AsyncSessionStore>, Option<RedisHandle>);
+
+/// Whether `s` is a Redis store URL (standalone, Cluster or Sentinel).
+fn is_redis(s: &str) -> bool {
+    [
+        "redis://",
+        "rediss://",
+        "redis+cluster://",
+        "rediss+cluster://",
+        "redis+sentinel://",
+        "rediss+sentinel://",
+    ]
+    .iter()
+    .any(|scheme| s.starts_with(scheme))
+}
+
+/// An async Redis store for `url`.
+fn redis_store(
+    url: &str,
+    keys: Option<tls_session_cache_redis::KeyRing>,
+    args: &Args,
+) -> Result<AsyncRedisStore, String> {
+    common::redis_builder(
+        url,
+        keys,
+        args,
+        "no --seal-key-file: sealing sessions under an ephemeral key made now; \
+         other servers cannot open this server's sessions",
+    )?
+    .build_async()
+    .map_err(|e| format!("--store {}: {e}", redact_url(url)))
+}
 
 fn open_store(args: &Args) -> Result<Opened, String> {
     let keys = common::seal_keys(args)?;
@@ -73,33 +136,25 @@ fn open_store(args: &Args) -> Result<Opened, String> {
             common::note_unused_redis_flags("async_server", args);
             Ok((Arc::new(MemoryStore::default()), None))
         }
-        url if [
-            "redis://",
-            "rediss://",
-            "redis+sentinel://",
-            "rediss+sentinel://",
-        ]
-        .iter()
-        .any(|scheme| url.starts_with(scheme)) =>
-        {
-            let store = common::redis_builder(
-                url,
-                keys,
-                args,
-                "no --seal-key-file: sealing sessions under an ephemeral key made now; \
-                 other servers cannot open this server's sessions",
-            )?
-            .build_async()
-            .map_err(|e| format!("--store {}: {e}", redact_url(url)))?;
-            let store = Arc::new(store);
+        url if is_redis(url) => {
+            let store = Arc::new(redis_store(url, keys, args)?);
             Ok((
                 Arc::clone(&store) as Arc<dyn AsyncSessionStore>,
-                Some(store),
+                Some(RedisHandle::Redis(store)),
+            ))
+        }
+        s if s.strip_prefix("tiered+").is_some_and(is_redis) => {
+            let remote = redis_store(&s["tiered+".len()..], keys, args)?;
+            let store = Arc::new(AsyncTieredStore::new(MemoryStore::default(), remote));
+            Ok((
+                Arc::clone(&store) as Arc<dyn AsyncSessionStore>,
+                Some(RedisHandle::Tiered(store)),
             ))
         }
         s => Err(format!(
-            "--store {}: the async server supports memory, redis://HOST:PORT, \
-             rediss://HOST:PORT and redis+sentinel://HOST:PORT,…/NAME",
+            "--store {}: expected memory, redis://HOST:PORT, rediss://HOST:PORT, \
+             redis+cluster://HOST:PORT,HOST:PORT,…, redis+sentinel://HOST:PORT,…/NAME \
+             or tiered+redis://HOST:PORT",
             redact_url(s)
         )),
     }
@@ -155,7 +210,7 @@ async fn async_main(args: Args) -> ExitCode {
         }
     };
     if let Some(r) = &redis
-        && let Err(msg) = common::startup_check(&args.store, r.ping().await)
+        && let Err(msg) = common::startup_check(&args.store, r.redis().ping().await)
     {
         eprintln!("async_server: {msg}");
         return ExitCode::from(2);
@@ -172,7 +227,7 @@ async fn async_main(args: Args) -> ExitCode {
 async fn serve(
     args: &Args,
     cache: AsyncSessionCache,
-    redis: Option<Arc<AsyncRedisStore>>,
+    redis: Option<RedisHandle>,
     ctx: SslContext,
 ) -> std::io::Result<()> {
     let listener = TcpListener::bind(args.listen).await?;
@@ -194,7 +249,7 @@ async fn serve(
                     connections.spawn(async move {
                         match tokio::time::timeout(
                             IO_TIMEOUT,
-                            serve_connection(&cache, redis.as_deref(), &ctx, tcp),
+                            serve_connection(&cache, redis.as_ref(), &ctx, tcp),
                         )
                         .await
                         {
@@ -211,13 +266,13 @@ async fn serve(
     drop(listener);
     while connections.join_next().await.is_some() {}
     cache.flush().await;
-    log::info!("stopped; {}", stats_json(&cache, redis.as_deref()));
+    log::info!("stopped; {}", stats_json(&cache, redis.as_ref()));
     Ok(())
 }
 
 async fn serve_connection(
     cache: &AsyncSessionCache,
-    redis: Option<&AsyncRedisStore>,
+    redis: Option<&RedisHandle>,
     ctx: &SslContext,
     tcp: TcpStream,
 ) -> Result<(), String> {
@@ -259,23 +314,28 @@ async fn read_request<S: tokio::io::AsyncRead + Unpin>(tls: &mut S) -> Vec<u8> {
 
 /// `GET /metrics`: the cache's, the async layer's and (with Redis) the
 /// store's counters in the Prometheus text format.
-fn metrics_text(cache: &AsyncSessionCache, redis: Option<&AsyncRedisStore>) -> String {
+fn metrics_text(cache: &AsyncSessionCache, redis: Option<&RedisHandle>) -> String {
     let context = common::context_label(cache.session_cache());
     let mut e = Exposition::new();
     e.add(&context, cache.stats().metrics());
     e.add(&context, cache.async_stats().metrics());
-    if let Some(r) = redis {
+    if let Some(h) = redis {
+        let r = h.redis();
         e.add(&context, r.redis_stats().metrics(r.circuit_state()));
+        if let Some(n) = h.local_hits() {
+            e.add(&context, [local_hits_metric(n)]);
+        }
     }
     e.render()
 }
 
 /// The blocking server's statistics object, then `"async":{…}`, then with
 /// Redis `"redis":{…}`.
-fn stats_json(cache: &AsyncSessionCache, redis: Option<&AsyncRedisStore>) -> String {
+fn stats_json(cache: &AsyncSessionCache, redis: Option<&RedisHandle>) -> String {
     let mut extra = vec![("async", cache.async_stats().to_json())];
-    if let Some(r) = redis {
-        let json = common::redis_json(r.redis_stats(), r.circuit_state(), None);
+    if let Some(h) = redis {
+        let r = h.redis();
+        let json = common::redis_json(r.redis_stats(), r.circuit_state(), h.local_hits());
         extra.push(("redis", json));
     }
     cache.stats().to_json_with(&extra)

@@ -24,7 +24,7 @@
 //! |---|---|
 //! | [`cache`] | [`AsyncSessionCache`], its builder, `accept`, `flush` |
 //! | `acceptor` | `SessionCacheAcceptor`: the cache as an axum-server acceptor (feature `axum-server`) |
-//! | [`store`] | [`AsyncSessionStore`] and its impls (MemoryStore, `AsyncRedisStore` with feature `redis`) |
+//! | [`store`] | [`AsyncSessionStore`] and its impls (MemoryStore; `AsyncRedisStore` — standalone, Sentinel, Cluster — and `AsyncTieredStore` with feature `redis`) |
 //! | [`hello`] | the client-hello callback and the lookup plan |
 //! | [`psk`] | the `pre_shared_key` / `supported_versions` parsers |
 //! | `writer` | the new-session queue and its writer task |

@@ -54,8 +54,8 @@ impl AsyncSessionStore for MemoryStore {
     }
 }
 
-/// Redis through a redis-rs multiplexed connection (plain, TLS or via
-/// Sentinel): bounded by
+/// Redis through redis-rs multiplexed connections (plain, TLS, via
+/// Sentinel, or one per master of a Redis Cluster): bounded by
 /// `tokio::time::timeout`, behind the same circuit breaker, sealing and key
 /// layout as the blocking `RedisStore`.
 #[cfg(feature = "redis")]
@@ -76,6 +76,31 @@ impl AsyncSessionStore for tls_session_cache_redis::AsyncRedisStore {
     }
     fn stats(&self) -> StoreStats {
         tls_session_cache_redis::AsyncRedisStore::stats(self)
+    }
+}
+
+/// A local memory tier in front of the async Redis store (standalone,
+/// Sentinel or Cluster): TLS 1.2 lookups answered locally when they can
+/// be; `take` (TLS 1.3) always in Redis, so a ticket resumes once across
+/// the fleet.
+#[cfg(feature = "redis")]
+impl AsyncSessionStore for tls_session_cache_redis::AsyncTieredStore {
+    fn put<'a>(&'a self, key: &'a SessionKey, session: &'a StoredSession) -> StoreFuture<'a, ()> {
+        Box::pin(tls_session_cache_redis::AsyncTieredStore::put(
+            self, key, session,
+        ))
+    }
+    fn get<'a>(&'a self, key: &'a SessionKey) -> StoreFuture<'a, Option<StoredSession>> {
+        Box::pin(tls_session_cache_redis::AsyncTieredStore::get(self, key))
+    }
+    fn take<'a>(&'a self, key: &'a SessionKey) -> StoreFuture<'a, Option<StoredSession>> {
+        Box::pin(tls_session_cache_redis::AsyncTieredStore::take(self, key))
+    }
+    fn remove<'a>(&'a self, key: &'a SessionKey) -> StoreFuture<'a, bool> {
+        Box::pin(tls_session_cache_redis::AsyncTieredStore::remove(self, key))
+    }
+    fn stats(&self) -> StoreStats {
+        tls_session_cache_redis::AsyncTieredStore::stats(self)
     }
 }
 

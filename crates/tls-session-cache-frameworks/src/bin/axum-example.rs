@@ -11,7 +11,8 @@
 //!
 //! ```text
 //! axum-example [--listen 127.0.0.1:8443] [--cert PEM --key PEM]
-//!              [--store memory|redis://HOST:PORT] [--seal-key-file PATH]
+//!              [--store memory|redis://HOST:PORT|redis+cluster://…|tiered+redis://HOST:PORT]
+//!              [--seal-key-file PATH]
 //!              [--redis-timeout-ms MS] [--lifetime SECS] [--context STR]
 //!              [--tickets] [--threads N]
 //! ```
@@ -44,7 +45,10 @@ use tower_layer::Layer;
 
 fn main() -> ExitCode {
     Logger::install();
-    let args = match common::args_or_usage("axum-example", "memory|redis://HOST:PORT") {
+    let args = match common::args_or_usage(
+        "axum-example",
+        "memory|redis://HOST:PORT|redis+cluster://H1:P1,H2:P2,...|tiered+redis://HOST:PORT",
+    ) {
         Ok(a) => a,
         Err(code) => return code,
     };

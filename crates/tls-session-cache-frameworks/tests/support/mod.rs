@@ -20,7 +20,9 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{
     ClientConfig, ClientConnection, DigitallySignedStruct, HandshakeKind, SignatureScheme,
 };
-use tls_session_cache_e2e::{KeyFile, RedisServer, ServerProcess, start_redis, store_url};
+use tls_session_cache_e2e::{
+    KeyFile, RedisCluster, RedisServer, ServerProcess, start_redis, store_url,
+};
 
 /// A hang guard for every client socket, not a measurement.
 const IO_TIMEOUT: Duration = Duration::from_secs(20);
@@ -51,6 +53,7 @@ impl Version {
 pub struct Running {
     pub server: ServerProcess,
     _redis: Option<(RedisServer, KeyFile)>,
+    _cluster: Option<(RedisCluster, KeyFile)>,
 }
 
 impl Running {
@@ -61,6 +64,7 @@ impl Running {
         Running {
             server: ServerProcess::start_binary(Path::new(binary), &args),
             _redis: None,
+            _cluster: None,
         }
     }
 
@@ -76,6 +80,27 @@ impl Running {
         Running {
             server,
             _redis: Some((redis, keys)),
+            _cluster: None,
+        }
+    }
+
+    /// The example `binary` on a 3-master Redis Cluster it starts now,
+    /// with `--store {scheme_prefix}redis+cluster://…` (`""` or `"tiered+"`).
+    pub fn cluster(binary: &str, scheme_prefix: &str, extra: &[&str]) -> Running {
+        let cluster = match RedisCluster::start(3) {
+            Ok(c) => c,
+            Err(e) => panic!("cannot start a Redis Cluster: {e}"),
+        };
+        let keys = KeyFile::new(&[KEY]);
+        let url = format!("{scheme_prefix}{}", cluster.url());
+        let path = keys.path().to_str().expect("utf-8 temp path").to_string();
+        let mut args = vec!["--store", url.as_str(), "--seal-key-file", path.as_str()];
+        args.extend(extra);
+        let server = ServerProcess::start_binary(Path::new(binary), &args);
+        Running {
+            server,
+            _redis: None,
+            _cluster: Some((cluster, keys)),
         }
     }
 
