@@ -19,7 +19,7 @@ use crate::setup::{CONTEXT, Identity, Proto, context_with};
 #[derive(Debug, Default)]
 struct Recorder {
     inner: MemoryStore,
-    seen: Mutex<Vec<StoredSession>>,
+    seen: Mutex<Vec<(SessionKey, StoredSession)>>,
 }
 
 impl SessionStore for Recorder {
@@ -27,7 +27,7 @@ impl SessionStore for Recorder {
         self.seen
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .push(session.clone());
+            .push((*key, session.clone()));
         self.inner.put(key, session)
     }
     fn get(&self, key: &SessionKey) -> Result<Option<StoredSession>, StoreError> {
@@ -47,10 +47,14 @@ impl SessionStore for Recorder {
 /// Server-side sessions from real handshakes.
 #[derive(Debug, Clone)]
 pub struct Harvest {
-    /// A TLS 1.2 session (from a full handshake).
+    /// A TLS 1.2 session (from a full handshake), as stored (compact).
     pub tls12: Bytes,
-    /// A TLS 1.3 ticket's session (from a resumption).
+    /// A TLS 1.3 ticket's session (from a resumption), as stored.
     pub tls13: Bytes,
+    /// The same two with their keys and times, to decode them.
+    pub stored: [(SessionKey, StoredSession); 2],
+    /// Their plain DER (`i2d_SSL_SESSION`), as stored before issue 16.
+    pub plain: [Bytes; 2],
     /// Every size seen, with its protocol.
     pub sizes: Vec<(Protocol, usize)>,
 }
@@ -62,6 +66,16 @@ impl Harvest {
             Proto::Tls12 => &self.tls12,
             Proto::Tls13 => &self.tls13,
         }
+    }
+
+    /// The session of `proto` as stored, with its key.
+    pub fn stored(&self, proto: Proto) -> &(SessionKey, StoredSession) {
+        &self.stored[proto as usize]
+    }
+
+    /// The plain DER of `proto`'s session.
+    pub fn plain(&self, proto: Proto) -> &Bytes {
+        &self.plain[proto as usize]
     }
 }
 
@@ -95,13 +109,24 @@ pub fn harvest(id: &Identity) -> Result<Harvest, BenchError> {
     let last = |p: Protocol| {
         seen.iter()
             .rev()
-            .find(|s| s.protocol == p)
-            .map(|s| s.der.clone())
+            .find(|(_, s)| s.protocol == p)
+            .cloned()
             .ok_or_else(|| BenchError::Verification(format!("harvest: no {} session", p.as_str())))
     };
+    let (s12, s13) = (last(Protocol::Tls12)?, last(Protocol::Tls13)?);
+    let plain = |(k, s): &(SessionKey, StoredSession)| -> Result<Bytes, BenchError> {
+        let session = tls_session_cache_openssl::decode_stored(k, s)
+            .map_err(|e| BenchError::Verification(format!("harvest: {e}")))?;
+        Ok(session.to_der()?.into())
+    };
     Ok(Harvest {
-        tls12: last(Protocol::Tls12)?,
-        tls13: last(Protocol::Tls13)?,
-        sizes: seen.iter().map(|s| (s.protocol, s.der.len())).collect(),
+        tls12: s12.1.der.clone(),
+        tls13: s13.1.der.clone(),
+        plain: [plain(&s12)?, plain(&s13)?],
+        stored: [s12, s13],
+        sizes: seen
+            .iter()
+            .map(|(_, s)| (s.protocol, s.der.len()))
+            .collect(),
     })
 }

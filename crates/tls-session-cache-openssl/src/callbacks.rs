@@ -19,7 +19,10 @@ use openssl::ssl::{SslRef, SslSession, SslSessionRef};
 use openssl_sys::{SSL, SSL_CTX, SSL_SESSION, TLS1_3_VERSION};
 use tls_session_cache::{Protocol, SessionId, SessionKey, StoreError, StoredSession, UnixTime};
 
+use zeroize::Zeroize;
+
 use crate::close::{self, Removal};
+use crate::compact;
 use crate::exdata::{self, conn_inner, ctx_state};
 use crate::ffi::{
     self, InfoCallback, SSL_CB_HANDSHAKE_DONE, SSL_CB_HANDSHAKE_START, session_context,
@@ -113,7 +116,7 @@ fn store_new_session(
         return;
     }
     let key = SessionKey::new(protocol, inner.context, id);
-    let der = match session.to_der() {
+    let mut der = match session.to_der() {
         Ok(der) => der,
         Err(e) => {
             bump(&c.errors);
@@ -124,6 +127,20 @@ fn store_new_session(
             return;
         }
     };
+    let expires = inner.policy.expiry(issued, authenticated);
+    // Stored without what the key and the store's times say (`compact`);
+    // plain DER when that cannot be reproduced exactly.
+    if let Some(compact) = compact::compact(
+        &der,
+        protocol,
+        key.id.as_bytes(),
+        key.context.as_bytes(),
+        authenticated,
+        expires,
+    ) {
+        der.zeroize();
+        der = compact;
+    }
     if !inner.policy.admits_size(der.len()) {
         bump(&c.oversize);
         log::info!(
@@ -131,12 +148,13 @@ fn store_new_session(
             der.len(),
             inner.policy.max_session_size
         );
+        der.zeroize();
         return;
     }
     let stored = StoredSession {
         der: der.into(),
         created: authenticated,
-        expires: inner.policy.expiry(issued, authenticated),
+        expires,
         protocol,
         single_use: inner.policy.is_single_use(protocol),
     };
@@ -330,7 +348,10 @@ fn lookup(
     // were checked when it was stored), and skip d2i.
     if let Some(session) = inner.decoded.hit(&key, &stored, single_use) {
         bump(&c.decoded_hits);
-        return Some((session, stored.created));
+        let created = stored.created;
+        // The store's copy of the bytes: zeroed if this is the last holder.
+        stored.scrub();
+        return Some((session, created));
     }
     // A bad entry is counted, logged and removed (unless the answer was
     // parked: then the store is not called from here).
@@ -341,8 +362,15 @@ fn lookup(
             let _ = close::remove_key(inner, &key, Removal::BadEntry);
         }
     };
-    let session = match SslSession::from_der(&stored.der) {
+    let session = match compact::decode_stored(&key, &stored) {
         Ok(session) => session,
+        Err(compact::CompactError::KeyMismatch) => {
+            reject(
+                &c.mismatched,
+                format_args!("stored session has another id or context"),
+            );
+            return None;
+        }
         Err(e) => {
             reject(&c.corrupt, format_args!("stored bytes do not decode ({e})"));
             return None;
@@ -359,7 +387,9 @@ fn lookup(
         );
         return None;
     }
-    Some((session, stored.created))
+    let created = stored.created;
+    stored.scrub();
+    Some((session, created))
 }
 
 // ---------------------------------------------------------------------------

@@ -39,6 +39,7 @@
 //! |---|---|
 //! | [`cache`] | [`SessionCache`], [`SessionCacheBuilder`], `install` |
 //! | `callbacks` | the `extern "C"` new / get / remove / info callbacks |
+//! | [`compact`] | the stored form: DER without the id, context and times the store already holds; [`decode_stored`] |
 //! | `close` | why a session leaves the store; unclean closes keep it |
 //! | `decoded` | recently stored sessions kept decoded (no `d2i` on a local hit) |
 //! | `exdata` | where the cache hangs off `SSL_CTX` and `SSL` |
@@ -64,6 +65,7 @@
 pub mod cache;
 mod callbacks;
 mod close;
+pub mod compact;
 mod decoded;
 pub mod error;
 mod exdata;
@@ -78,6 +80,7 @@ pub mod stats;
 pub mod unwind;
 
 pub use cache::{SessionCache, SessionCacheBuilder};
+pub use compact::{CompactError, decode_stored};
 pub use error::Error;
 pub use selfsigned::{self_signed, self_signed_localhost};
 pub use stats::{CacheStats, RemovedBy};

@@ -113,7 +113,8 @@ fn a_session_removed_from_the_store_is_not_resumed_from_the_map() {
     // with a server-side session object (decoded from the store here).
     let key_b =
         SessionKey::from_slices(tls_session_cache::Protocol::Tls12, b"decrm", b.id()).unwrap();
-    let server_side = SslSession::from_der(&store.get(&key_b).unwrap().unwrap().der).unwrap();
+    let stored = store.get(&key_b).unwrap().unwrap();
+    let server_side = tls_session_cache_openssl::decode_stored(&key_b, &stored).unwrap();
     // SAFETY: the session was decoded for a context of the same method.
     unsafe { ctx.remove_session(&server_side) };
     let stats = cache.stats();

@@ -495,3 +495,95 @@ fn install_chains_an_existing_info_callback_and_counts_once() {
     // and OpenSSL 3.0 reports one per handshake.
     assert_eq!(DONE_EVENTS.load(Ordering::SeqCst), 4);
 }
+
+/// Sessions are stored compact (issue 16): no session id, no context, no
+/// times in the stored bytes, which are much shorter than the DER; they
+/// resume (TLS 1.2 by id, TLS 1.3 by ticket), and a session stored as
+/// plain DER — the format before — still resumes.
+#[test]
+fn sessions_are_stored_compact_and_plain_der_still_resumes() {
+    use tls_session_cache_openssl::compact::COMPACT_V2;
+    for version in [TLS12, TLS13] {
+        let store = Arc::new(MemoryStore::default());
+        let cache = SessionCache::builder()
+            .context(b"compact-ctx")
+            .store(Arc::clone(&store))
+            .decoded_sessions(0)
+            .build()
+            .unwrap();
+        let server = server_with(&cache);
+        let client = Client::new(version);
+        let first = client.connect(server.addr, None);
+        server.accepted();
+        let session = first.last_session();
+        let protocol = if version == TLS12 {
+            Protocol::Tls12
+        } else {
+            Protocol::Tls13
+        };
+        let key = stored_key(&store, protocol, &session);
+        let stored = store
+            .get(&key)
+            .unwrap()
+            .unwrap_or_else(|| panic!("{version:?} not stored: {:?}", cache.stats()));
+        assert_eq!(stored.der[0], COMPACT_V2, "{version:?}");
+        assert!(!stored.der.windows(32).any(|w| w == key.id.as_bytes()));
+        assert!(!stored.der.windows(11).any(|w| w == b"compact-ctx"));
+        let decoded = tls_session_cache_openssl::decode_stored(&key, &stored).unwrap();
+        assert_eq!(decoded.id(), key.id.as_bytes());
+        let full = decoded.to_der().unwrap();
+        assert!(
+            stored.der.len() + 32 + 11 + 10 < full.len(),
+            "{} vs {}",
+            stored.der.len(),
+            full.len()
+        );
+        // Resumes from the compact form.
+        let again = client.connect(server.addr, Some(&session));
+        assert!(again.resumed, "{version:?}: {:?}", cache.stats());
+        assert!(server.accepted().resumed);
+        // The previous format: plain DER under the same key.
+        let plain_session = if version == TLS12 {
+            session.clone()
+        } else {
+            again.last_session()
+        };
+        let key = stored_key(&store, protocol, &plain_session);
+        let stored = store.get(&key).unwrap().expect("stored");
+        let der = tls_session_cache_openssl::decode_stored(&key, &stored)
+            .unwrap()
+            .to_der()
+            .unwrap();
+        store
+            .put(
+                &key,
+                &StoredSession {
+                    der: der.into(),
+                    ..stored
+                },
+            )
+            .unwrap();
+        assert_eq!(store.get(&key).unwrap().unwrap().der[0], 0x30);
+        let plain = client.connect(server.addr, Some(&plain_session));
+        assert!(plain.resumed, "{version:?} plain DER: {:?}", cache.stats());
+        assert!(server.accepted().resumed);
+        assert_eq!(cache.stats().corrupt, 0);
+    }
+}
+
+/// The store key of a client's session: its id (TLS 1.2), or the ticket
+/// inside its DER that the store holds (TLS 1.3).
+fn stored_key(
+    store: &MemoryStore,
+    protocol: Protocol,
+    session: &openssl::ssl::SslSessionRef,
+) -> SessionKey {
+    if protocol == Protocol::Tls12 {
+        return SessionKey::from_slices(protocol, b"compact-ctx", session.id()).unwrap();
+    }
+    let der = session.to_der().unwrap();
+    der.windows(32)
+        .filter_map(|w| SessionKey::from_slices(protocol, b"compact-ctx", w).ok())
+        .find(|k| store.get(k).unwrap().is_some())
+        .expect("the ticket is in the client session's DER")
+}

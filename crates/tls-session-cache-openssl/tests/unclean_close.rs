@@ -234,7 +234,8 @@ fn the_application_can_still_remove_a_session() {
     assert!(s.stored(Protocol::Tls12, &id));
     // A server-side object for the session, as the application would hold.
     let key = SessionKey::from_slices(Protocol::Tls12, b"unclean", &id).unwrap();
-    let server_side = SslSession::from_der(&s.store.get(&key).unwrap().unwrap().der).unwrap();
+    let stored = s.store.get(&key).unwrap().unwrap();
+    let server_side = tls_session_cache_openssl::decode_stored(&key, &stored).unwrap();
     assert!(s.cache.remove_session(&server_side).unwrap());
     assert!(!s.stored(Protocol::Tls12, &id));
     assert_eq!(s.stats().removed_by.application, 1);

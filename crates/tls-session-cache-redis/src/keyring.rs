@@ -24,6 +24,8 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use zeroize::Zeroize;
+
 /// Length of a sealing key in bytes (AES-256).
 pub const KEY_LEN: usize = 32;
 
@@ -104,7 +106,7 @@ pub enum BadKeyLine {
     },
 }
 
-/// One sealing key and its id.
+/// One sealing key and its id; the key bytes are zeroized on drop.
 #[derive(Clone)]
 pub(crate) struct SealKey {
     pub(crate) id: u8,
@@ -117,12 +119,20 @@ impl SealKey {
         input.extend_from_slice(b"tls-session-cache seal key id");
         input.extend_from_slice(&bytes);
         let id = openssl::sha::sha256(&input)[0];
+        input.zeroize();
         SealKey { id, bytes }
     }
 }
 
+impl Drop for SealKey {
+    fn drop(&mut self) {
+        self.bytes.zeroize();
+    }
+}
+
 /// The current sealing key plus older keys accepted for opening.
-/// `Debug` prints key ids only, never key bytes.
+/// `Debug` prints key ids only, never key bytes; every key is zeroized
+/// when the ring (or a clone of it) is dropped.
 #[derive(Clone)]
 pub struct KeyRing {
     current: SealKey,
@@ -168,26 +178,36 @@ impl KeyRing {
     /// # Ok::<(), tls_session_cache_redis::KeyRingError>(())
     /// ```
     pub fn parse(text: &str) -> Result<Self, KeyRingError> {
-        let mut keys: Vec<([u8; KEY_LEN], usize)> = Vec::new();
-        for (index, raw) in text.lines().enumerate() {
-            let line = index + 1;
-            let trimmed = raw.trim();
-            if trimmed.is_empty() || trimmed.starts_with('#') {
-                continue;
+        // Key bytes, zeroized before returning; their lines apart.
+        let mut keys: Vec<[u8; KEY_LEN]> = Vec::new();
+        let mut lines: Vec<usize> = Vec::new();
+        let result = (|| {
+            for (index, raw) in text.lines().enumerate() {
+                let line = index + 1;
+                let trimmed = raw.trim();
+                if trimmed.is_empty() || trimmed.starts_with('#') {
+                    continue;
+                }
+                let mut key = parse_hex_key(trimmed)
+                    .map_err(|reason| KeyRingError::BadLine { line, reason })?;
+                if let Some(at) = keys.iter().position(|k| *k == key) {
+                    key.zeroize();
+                    return Err(KeyRingError::Duplicate {
+                        line,
+                        first: lines[at],
+                    });
+                }
+                keys.push(key);
+                key.zeroize();
+                lines.push(line);
             }
-            let key =
-                parse_hex_key(trimmed).map_err(|reason| KeyRingError::BadLine { line, reason })?;
-            if let Some((_, first)) = keys.iter().find(|(k, _)| *k == key) {
-                return Err(KeyRingError::Duplicate {
-                    line,
-                    first: *first,
-                });
-            }
-            keys.push((key, line));
-        }
-        let mut iter = keys.into_iter();
-        let (current, _) = iter.next().ok_or(KeyRingError::Empty)?;
-        Ok(iter.fold(KeyRing::new(current), |ring, (k, _)| ring.with_older(k)))
+            let (current, older) = keys.split_first().ok_or(KeyRingError::Empty)?;
+            Ok(older
+                .iter()
+                .fold(KeyRing::new(*current), |ring, k| ring.with_older(*k)))
+        })();
+        keys.zeroize();
+        result
     }
 
     /// Reads and parses a key file (see [`parse`](Self::parse)).
@@ -245,8 +265,10 @@ impl KeyRing {
                 None => {}
             }
         }
-        let text = std::fs::read_to_string(path).map_err(io)?;
-        Self::parse(&text)
+        let mut text = std::fs::read_to_string(path).map_err(io)?;
+        let ring = Self::parse(&text);
+        text.zeroize();
+        ring
     }
 
     /// The id written in front of values sealed now.
@@ -284,14 +306,27 @@ impl fmt::Debug for KeyRing {
 }
 
 fn parse_hex_key(s: &str) -> Result<[u8; KEY_LEN], BadKeyLine> {
-    let chars: Vec<char> = s.chars().collect();
+    let mut chars: Vec<char> = s.chars().collect();
+    let key = parse_hex_chars(&chars);
+    chars.zeroize();
+    key
+}
+
+fn parse_hex_chars(chars: &[char]) -> Result<[u8; KEY_LEN], BadKeyLine> {
     if chars.len() != 2 * KEY_LEN {
         return Err(BadKeyLine::Length(chars.len()));
     }
     let mut key = [0u8; KEY_LEN];
     for (i, pair) in chars.chunks(2).enumerate() {
-        let hi = hex_digit(pair[0]).ok_or(BadKeyLine::NotHex { column: 2 * i + 1 })?;
-        let lo = hex_digit(pair[1]).ok_or(BadKeyLine::NotHex { column: 2 * i + 2 })?;
+        let (Some(hi), Some(lo)) = (hex_digit(pair[0]), hex_digit(pair[1])) else {
+            key.zeroize();
+            let column = if hex_digit(pair[0]).is_none() {
+                2 * i + 1
+            } else {
+                2 * i + 2
+            };
+            return Err(BadKeyLine::NotHex { column });
+        };
         key[i] = hi << 4 | lo;
     }
     Ok(key)

@@ -56,6 +56,7 @@
 use hkdf::Hkdf;
 use openssl::symm::{Cipher, decrypt_aead, encrypt_aead};
 use sha2::Sha256;
+use zeroize::Zeroizing;
 
 use crate::keyring::{KeyRing, SealKey};
 
@@ -121,7 +122,8 @@ fn derive(key: &[u8], salt: &[u8], version: u8) -> [u8; 32] {
 pub(crate) struct Opened {
     /// The seal version (what the plaintext is).
     pub(crate) version: u8,
-    pub(crate) plain: Vec<u8>,
+    /// The plaintext (a session: zeroized when dropped).
+    pub(crate) plain: Zeroizing<Vec<u8>>,
 }
 
 /// Seals `plaintext` under the ring's current key for `redis_key`.
@@ -139,14 +141,15 @@ pub(crate) fn seal(
     let ciphertext = if derived(version) {
         let mut salt = [0u8; SALT_LEN];
         openssl::rand::rand_bytes(&mut salt)?;
-        let one = derive(&key.bytes, &salt, version);
+        // The value's own key: zeroized once used.
+        let one = Zeroizing::new(derive(&key.bytes, &salt, version));
         out = Vec::with_capacity(DERIVED_OVERHEAD + plaintext.len());
         out.push(version);
         out.push(key.id);
         out.extend_from_slice(&salt);
         encrypt_aead(
             Cipher::aes_256_gcm(),
-            &one,
+            &*one,
             Some(&[0u8; NONCE_LEN]),
             &aad,
             plaintext,
@@ -198,10 +201,10 @@ pub(crate) fn open(ring: &KeyRing, redis_key: &[u8], value: &[u8]) -> Result<Ope
     for key in ring.candidates(key_id) {
         known = true;
         let opened = if derived(version) {
-            let one = derive(&key.bytes, iv, version);
+            let one = Zeroizing::new(derive(&key.bytes, iv, version));
             decrypt_aead(
                 Cipher::aes_256_gcm(),
-                &one,
+                &*one,
                 Some(&[0u8; NONCE_LEN]),
                 &aad,
                 ciphertext,
@@ -218,7 +221,10 @@ pub(crate) fn open(ring: &KeyRing, redis_key: &[u8], value: &[u8]) -> Result<Ope
             )
         };
         if let Ok(plain) = opened {
-            return Ok(Opened { version, plain });
+            return Ok(Opened {
+                version,
+                plain: Zeroizing::new(plain),
+            });
         }
     }
     if known {
@@ -235,7 +241,7 @@ mod tests {
     fn opened(version: u8, plain: &[u8]) -> Opened {
         Opened {
             version,
-            plain: plain.to_vec(),
+            plain: Zeroizing::new(plain.to_vec()),
         }
     }
 

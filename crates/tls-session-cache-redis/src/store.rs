@@ -8,6 +8,7 @@ use tls_session_cache::{
     CachePolicy, Clock, Protocol, SessionKey, SessionStore, StoreError, StoreStats, StoredSession,
     SystemClock, decode_with_limit, encode,
 };
+use zeroize::Zeroizing;
 
 use crate::backend::{Dialer, Pool, Timeouts, remaining, settle, through};
 use crate::breaker::{Breaker, CircuitState};
@@ -728,11 +729,12 @@ impl Shared {
         session: &StoredSession,
         name: Name,
     ) -> Result<Vec<u8>, StoreError> {
-        let envelope = encode(key, session);
+        // Plaintext buffers hold the session: zeroized when dropped.
+        let envelope = Zeroizing::new(encode(key, session));
         match &self.sealing {
             Sealing::Sealed(ring) => {
                 let compact = match name {
-                    Name::Current => value::strip(&envelope, key),
+                    Name::Current => value::strip(&envelope, key).map(Zeroizing::new),
                     Name::Previous => None,
                 };
                 // Previous-format names are read by servers of that era:
@@ -748,7 +750,7 @@ impl Shared {
                 }
                 .map_err(|e| StoreError::Backend(Box::new(e)))
             }
-            Sealing::Plaintext => Ok(envelope),
+            Sealing::Plaintext => Ok(envelope.to_vec()),
         }
     }
 
@@ -769,12 +771,12 @@ impl Shared {
                     _ => corrupt(&e),
                 })?;
                 if opened.version == SEAL_V2 || opened.version == SEAL_V3 {
-                    value::restore(&opened.plain, key).map_err(|e| corrupt(&e))?
+                    Zeroizing::new(value::restore(&opened.plain, key).map_err(|e| corrupt(&e))?)
                 } else {
                     opened.plain
                 }
             }
-            Sealing::Plaintext => value.to_vec(),
+            Sealing::Plaintext => Zeroizing::new(value.to_vec()),
         };
         let (found, session) =
             decode_with_limit(&envelope, self.max_session_size).map_err(|e| corrupt(&e))?;

@@ -200,6 +200,11 @@ async fn write(
         counters.write_errors.fetch_add(1, Relaxed);
         log::warn!("session {key}: queued write failed: {e}");
     }
+    // The queue's copy of the session leaves memory zeroed (when no one
+    // else still holds its bytes).
+    if let Op::Put(session) = op {
+        session.scrub();
+    }
 }
 
 /// The synchronous face the OpenSSL binding sees: `put` and `remove` queue

@@ -79,6 +79,28 @@ impl StoredSession {
     pub fn is_expired(&self, now: UnixTime) -> bool {
         now >= self.expires
     }
+
+    /// Drops the session, first overwriting its bytes with zeros when this
+    /// is the last reference to them (`der` is reference counted: while
+    /// another clone holds them, they are that holder's to scrub). Returns
+    /// whether it scrubbed.
+    ///
+    /// ```
+    /// use tls_session_cache::{Protocol, StoredSession};
+    /// let s = StoredSession::new(vec![7u8; 48], 0, 10, Protocol::Tls12);
+    /// let other = s.clone();
+    /// assert!(!s.scrub()); // `other` still holds the bytes
+    /// assert!(other.scrub());
+    /// ```
+    pub fn scrub(self) -> bool {
+        match self.der.try_into_mut() {
+            Ok(mut bytes) => {
+                zeroize::Zeroize::zeroize(bytes.as_mut());
+                true
+            }
+            Err(_) => false,
+        }
+    }
 }
 
 impl fmt::Debug for StoredSession {

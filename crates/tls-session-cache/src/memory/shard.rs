@@ -1,101 +1,50 @@
-//! One shard of the [`MemoryStore`](super::MemoryStore): a hash table over a
-//! slab of compact entries, evicted by CLOCK. Single threaded; the store
-//! wraps each shard in a mutex. All policy lives here so that it can be
-//! tested without threads.
+//! One shard of the [`MemoryStore`](super::MemoryStore): a hash index of
+//! 4-byte handles over an [`Arena`] of size-classed slots, evicted by
+//! CLOCK. Single threaded; the store wraps each shard in a mutex. All
+//! policy lives here so that it can be tested without threads.
 
 use std::hash::{BuildHasher, Hasher};
 
 use bytes::Bytes;
 use hashbrown::{HashMap, HashTable};
 
+use super::arena::{Arena, Full, Handle};
+use super::record::{self, FLAG_SINGLE_USE, FLAG_TLS13, Meta};
 use crate::clock::UnixTime;
 use crate::key::{SessionIdContext, SessionKey};
 use crate::session::{Protocol, StoredSession};
 use crate::stats::StoreStats;
 
-/// Bytes charged per entry on top of its id and session bytes: the slot,
-/// the table's index and control byte, and the allocator's header.
-pub const ENTRY_OVERHEAD: usize = 64;
-
-const FLAG_TLS13: u8 = 1;
-const FLAG_SINGLE_USE: u8 = 2;
-const FLAG_REFERENCED: u8 = 4;
-
-/// Bytes of the creation time kept in a slot's allocation.
-const CREATED_LEN: usize = 8;
-
-/// A compact entry: 32 bytes plus one allocation holding the id, the
-/// creation time and the session. The creation time lives in the allocation
-/// (it is read only to rebuild the session) so that the slot is 32 bytes —
-/// two to a cache line — instead of 40.
-struct Slot {
-    /// The id's bytes, the creation time (little endian) and the session's
-    /// bytes; empty when vacant.
-    data: Box<[u8]>,
-    expires: UnixTime,
-    /// Index into the shard's interned namespaces (protocol, context).
-    ctx: u32,
-    id_len: u8,
-    flags: u8,
-}
-
-impl Slot {
-    const VACANT: fn() -> Slot = || Slot {
-        data: Box::new([]),
-        expires: 0,
-        ctx: 0,
-        id_len: 0,
-        flags: 0,
-    };
-
-    fn is_vacant(&self) -> bool {
-        self.id_len == 0
-    }
-    fn id(&self) -> &[u8] {
-        &self.data[..usize::from(self.id_len)]
-    }
-    /// What the entry was charged: overhead + id + session bytes.
-    fn charge(&self) -> usize {
-        ENTRY_OVERHEAD + self.data.len().saturating_sub(CREATED_LEN)
-    }
-    fn to_session(&self) -> StoredSession {
-        let (created, der) = self.data[usize::from(self.id_len)..].split_at(CREATED_LEN);
-        let mut t = [0u8; CREATED_LEN];
-        t.copy_from_slice(created);
-        StoredSession {
-            der: Bytes::copy_from_slice(der),
-            created: UnixTime::from_le_bytes(t),
-            expires: self.expires,
-            protocol: if self.flags & FLAG_TLS13 != 0 {
-                Protocol::Tls13
-            } else {
-                Protocol::Tls12
-            },
-            single_use: self.flags & FLAG_SINGLE_USE != 0,
-        }
-    }
-}
+/// Bytes charged per entry on top of its id and session bytes: the
+/// entry's 11-byte header, its share of the hash index (a 4-byte handle
+/// and a control byte, at hashbrown's load factor), and the slot's
+/// rounding to its size class.
+pub const ENTRY_OVERHEAD: usize = 24;
 
 /// Why a shard refused a session.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Refusal {
     /// Larger than the shard can ever hold, or than the size limit.
     Oversize { size: usize, limit: usize },
+    /// The shard's arena cannot grow (32 GiB of pages).
+    Full,
 }
 
 pub struct Shard<S> {
     hasher: S,
-    table: HashTable<u32>,
-    slots: Vec<Slot>,
-    free: Vec<u32>,
+    /// Handles of the live entries, by key hash.
+    table: HashTable<Handle>,
+    arena: Arena,
     /// Interned key namespaces: keys are protocol-bound, so a namespace is
     /// a protocol and a session-id context.
     contexts: Vec<(Protocol, SessionIdContext)>,
     context_index: HashMap<(Protocol, SessionIdContext), u32>,
-    /// CLOCK hand: next slot to consider for eviction.
-    hand: usize,
-    /// Sweep cursor: next slot checked for expiry on insert.
-    sweep: usize,
+    /// Times in entries are kept relative to this instant.
+    base: UnixTime,
+    /// CLOCK hand: last slot considered for eviction.
+    hand: Option<Handle>,
+    /// Sweep cursor: last slot checked for expiry on insert.
+    sweep: Option<Handle>,
     used: usize,
     capacity: usize,
     max_session_size: usize,
@@ -112,17 +61,27 @@ pub fn key_hash<S: BuildHasher>(hasher: &S, protocol: Protocol, context: &[u8], 
     h.finish()
 }
 
+/// The hash of the entry in `slot`.
+fn slot_hash<S: BuildHasher>(
+    hasher: &S,
+    contexts: &[(Protocol, SessionIdContext)],
+    slot: &[u8],
+) -> u64 {
+    let (protocol, ctx) = &contexts[record::ctx(slot) as usize];
+    key_hash(hasher, *protocol, ctx.as_bytes(), record::id(slot))
+}
+
 impl<S: BuildHasher> Shard<S> {
-    pub fn new(hasher: S, capacity: usize, max_session_size: usize) -> Self {
+    pub fn new(hasher: S, capacity: usize, max_session_size: usize, base: UnixTime) -> Self {
         Shard {
             hasher,
             table: HashTable::new(),
-            slots: Vec::new(),
-            free: Vec::new(),
+            arena: Arena::default(),
             contexts: Vec::new(),
             context_index: HashMap::new(),
-            hand: 0,
-            sweep: 0,
+            base,
+            hand: None,
+            sweep: None,
             used: 0,
             capacity,
             max_session_size,
@@ -138,32 +97,32 @@ impl<S: BuildHasher> Shard<S> {
         }
     }
 
-    fn slot_hash(&self, i: u32) -> u64 {
-        let slot = &self.slots[i as usize];
-        let (protocol, ctx) = &self.contexts[slot.ctx as usize];
-        key_hash(&self.hasher, *protocol, ctx.as_bytes(), slot.id())
-    }
-
-    fn find(&self, hash: u64, key: &SessionKey) -> Option<u32> {
-        let ctx = *self.context_index.get(&(key.protocol, key.context))?;
+    /// The live entry under `key`: one probe of the index, comparing the
+    /// id and namespace stored in the slot.
+    fn find(&self, hash: u64, key: &SessionKey) -> Option<Handle> {
         let id = key.id.as_bytes();
         self.table
-            .find(hash, |&i| {
-                let s = &self.slots[i as usize];
-                s.ctx == ctx && s.id() == id
+            .find(hash, |&h| {
+                let slot = self.arena.slot(h);
+                record::id(slot) == id && {
+                    let (p, c) = &self.contexts[record::ctx(slot) as usize];
+                    *p == key.protocol && *c == key.context
+                }
             })
             .copied()
     }
 
-    /// Unlinks slot `i` from the table and frees it; returns its charge.
-    fn release(&mut self, i: u32) {
-        let hash = self.slot_hash(i);
-        if let Ok(entry) = self.table.find_entry(hash, |&j| j == i) {
+    /// Unlinks the entry at `h` from the index, zeroizes and frees its
+    /// slot. `hash` is its key's hash when the caller has it.
+    fn release(&mut self, h: Handle, hash: Option<u64>) {
+        let slot = self.arena.slot(h);
+        let charge = ENTRY_OVERHEAD + record::id(slot).len() + record::meta(slot, self.base).len;
+        let hash = hash.unwrap_or_else(|| slot_hash(&self.hasher, &self.contexts, slot));
+        if let Ok(entry) = self.table.find_entry(hash, |&j| j == h) {
             entry.remove();
         }
-        let slot = std::mem::replace(&mut self.slots[i as usize], Slot::VACANT());
-        self.used -= slot.charge();
-        self.free.push(i);
+        self.arena.free(h);
+        self.used -= charge;
     }
 
     fn intern(&mut self, key: &SessionKey) -> u32 {
@@ -179,15 +138,14 @@ impl<S: BuildHasher> Shard<S> {
 
     /// Drops up to `n` expired entries at the sweep cursor.
     fn sweep_expired(&mut self, now: UnixTime, n: usize) {
-        for _ in 0..n.min(self.slots.len()) {
-            if self.sweep >= self.slots.len() {
-                self.sweep = 0;
-            }
-            let i = self.sweep;
-            self.sweep += 1;
-            let slot = &self.slots[i];
-            if !slot.is_vacant() && now >= slot.expires {
-                self.release(i as u32);
+        for _ in 0..n.min(self.arena.slots()) {
+            let Some(h) = self.arena.next(self.sweep) else {
+                return;
+            };
+            self.sweep = Some(h);
+            let slot = self.arena.slot(h);
+            if record::is_live(slot) && now >= record::expires(slot, self.base) {
+                self.release(h, None);
                 self.counters.expirations += 1;
             }
         }
@@ -200,26 +158,25 @@ impl<S: BuildHasher> Shard<S> {
             return false;
         }
         // Two passes always suffice: the first clears every reference bit.
-        for _ in 0..=2 * self.slots.len() {
-            if self.hand >= self.slots.len() {
-                self.hand = 0;
-            }
-            let i = self.hand;
-            self.hand += 1;
-            let slot = &mut self.slots[i];
-            if slot.is_vacant() {
+        for _ in 0..=2 * self.arena.slots() {
+            let Some(h) = self.arena.next(self.hand) else {
+                return false;
+            };
+            self.hand = Some(h);
+            let slot = self.arena.slot(h);
+            if !record::is_live(slot) {
                 continue;
             }
-            if now >= slot.expires {
-                self.release(i as u32);
+            if now >= record::expires(slot, self.base) {
+                self.release(h, None);
                 self.counters.expirations += 1;
                 return true;
             }
-            if slot.flags & FLAG_REFERENCED != 0 {
-                slot.flags &= !FLAG_REFERENCED;
+            if record::referenced(slot) {
+                record::set_referenced(self.arena.slot_mut(h), false);
                 continue;
             }
-            self.release(i as u32);
+            self.release(h, None);
             self.counters.evictions += 1;
             return true;
         }
@@ -244,7 +201,7 @@ impl<S: BuildHasher> Shard<S> {
             return Err(Refusal::Oversize { size, limit });
         }
         if let Some(old) = self.find(hash, key) {
-            self.release(old);
+            self.release(old, Some(hash));
         }
         if session.is_expired(now) {
             return Ok(());
@@ -255,11 +212,6 @@ impl<S: BuildHasher> Shard<S> {
                 break;
             }
         }
-        let ctx = self.intern(key);
-        let mut data = Vec::with_capacity(id.len() + CREATED_LEN + size);
-        data.extend_from_slice(id);
-        data.extend_from_slice(&session.created.to_le_bytes());
-        data.extend_from_slice(&session.der);
         let mut flags = 0;
         if session.protocol == Protocol::Tls13 {
             flags |= FLAG_TLS13;
@@ -267,68 +219,71 @@ impl<S: BuildHasher> Shard<S> {
         if session.single_use {
             flags |= FLAG_SINGLE_USE;
         }
-        let slot = Slot {
-            data: data.into_boxed_slice(),
-            expires: session.expires,
-            ctx,
-            id_len: id.len() as u8,
+        let meta = Meta {
             flags,
+            ctx: self.intern(key),
+            len: size,
+            expires: session.expires,
+            created: session.created,
         };
-        let i = match self.free.pop() {
-            Some(i) => {
-                self.slots[i as usize] = slot;
-                i
-            }
-            None => {
-                self.slots.push(slot);
-                (self.slots.len() - 1) as u32
-            }
-        };
+        let h = self
+            .arena
+            .alloc(meta.header_len(self.base) + id.len() + size)
+            .map_err(|Full| Refusal::Full)?;
+        record::write(self.arena.slot_mut(h), &meta, id, &session.der, self.base);
         self.used += charge;
-        let (slots, contexts, hasher) = (&self.slots, &self.contexts, &self.hasher);
-        self.table.insert_unique(hash, i, |&j| {
-            let s = &slots[j as usize];
-            let (protocol, ctx) = &contexts[s.ctx as usize];
-            key_hash(hasher, *protocol, ctx.as_bytes(), s.id())
-        });
+        let (arena, contexts, hasher) = (&self.arena, &self.contexts, &self.hasher);
+        self.table
+            .insert_unique(hash, h, |&j| slot_hash(hasher, contexts, arena.slot(j)));
         self.counters.inserts += 1;
         Ok(())
     }
 
+    fn to_session(&self, h: Handle) -> StoredSession {
+        let slot = self.arena.slot(h);
+        let meta = record::meta(slot, self.base);
+        StoredSession {
+            der: Bytes::copy_from_slice(record::der(slot, meta.len)),
+            created: meta.created,
+            expires: meta.expires,
+            protocol: meta.protocol(),
+            single_use: meta.flags & FLAG_SINGLE_USE != 0,
+        }
+    }
+
     /// Looks `key` up; expired entries are dropped and count as misses.
-    fn lookup(&mut self, hash: u64, key: &SessionKey, now: UnixTime) -> Option<u32> {
-        let Some(i) = self.find(hash, key) else {
+    fn lookup(&mut self, hash: u64, key: &SessionKey, now: UnixTime) -> Option<Handle> {
+        let Some(h) = self.find(hash, key) else {
             self.counters.misses += 1;
             return None;
         };
-        if now >= self.slots[i as usize].expires {
-            self.release(i);
+        if now >= record::expires(self.arena.slot(h), self.base) {
+            self.release(h, Some(hash));
             self.counters.expirations += 1;
             self.counters.misses += 1;
             return None;
         }
         self.counters.hits += 1;
-        Some(i)
+        Some(h)
     }
 
     pub fn get(&mut self, hash: u64, key: &SessionKey, now: UnixTime) -> Option<StoredSession> {
-        let i = self.lookup(hash, key, now)?;
-        let slot = &mut self.slots[i as usize];
-        slot.flags |= FLAG_REFERENCED;
-        Some(slot.to_session())
+        let h = self.lookup(hash, key, now)?;
+        record::set_referenced(self.arena.slot_mut(h), true);
+        Some(self.to_session(h))
     }
 
     pub fn take(&mut self, hash: u64, key: &SessionKey, now: UnixTime) -> Option<StoredSession> {
-        let i = self.lookup(hash, key, now)?;
-        let session = self.slots[i as usize].to_session();
-        self.release(i);
+        let h = self.lookup(hash, key, now)?;
+        let session = self.to_session(h);
+        self.release(h, Some(hash));
         Some(session)
     }
 
     pub fn remove(&mut self, hash: u64, key: &SessionKey) -> bool {
         match self.find(hash, key) {
-            Some(i) => {
-                self.release(i);
+            Some(h) => {
+                self.release(h, Some(hash));
                 self.counters.removals += 1;
                 true
             }
@@ -339,14 +294,27 @@ impl<S: BuildHasher> Shard<S> {
     /// Drops every expired entry; returns how many.
     pub fn purge_expired(&mut self, now: UnixTime) -> usize {
         let before = self.counters.expirations;
-        for i in 0..self.slots.len() {
-            let s = &self.slots[i];
-            if !s.is_vacant() && now >= s.expires {
-                self.release(i as u32);
+        let mut h = None;
+        for _ in 0..self.arena.slots() {
+            h = self.arena.next(h);
+            let Some(x) = h else { break };
+            let slot = self.arena.slot(x);
+            if record::is_live(slot) && now >= record::expires(slot, self.base) {
+                self.release(x, None);
                 self.counters.expirations += 1;
             }
         }
         (self.counters.expirations - before) as usize
+    }
+
+    /// Whether `needle` occurs anywhere in the shard's session memory.
+    pub fn arena_contains(&self, needle: &[u8]) -> bool {
+        self.arena.contains(needle)
+    }
+
+    /// Bytes of arena pages allocated.
+    pub fn arena_bytes(&self) -> usize {
+        self.arena.allocated()
     }
 
     #[cfg(test)]
@@ -380,7 +348,7 @@ mod tests {
     #[test]
     fn clock_gives_referenced_entries_a_second_chance() {
         let per = ENTRY_OVERHEAD + 32 + 100;
-        let mut s = Shard::new(FixedState::with_seed(1), 3 * per, 10_000);
+        let mut s = Shard::new(FixedState::with_seed(1), 3 * per, 10_000, 0);
         put(&mut s, 1, 0);
         put(&mut s, 2, 0);
         put(&mut s, 3, 0);
@@ -395,13 +363,60 @@ mod tests {
     }
 
     #[test]
-    fn slot_is_half_a_cache_line() {
-        assert_eq!(std::mem::size_of::<Slot>(), 32);
+    fn scrubbed_on_every_way_out() {
+        let mut s = Shard::new(FixedState::with_seed(1), 1 << 20, 10_000, 0);
+        let marked = |n: u8| StoredSession::new(vec![0xE0 | n; 100], 0, 1000, Protocol::Tls12);
+        let k = |n: u8| key(n);
+        let h = |s: &Shard<FixedState>, k: &SessionKey| {
+            key_hash(&s.hasher, k.protocol, k.context.as_bytes(), k.id.as_bytes())
+        };
+        for n in 1..=5 {
+            let key = k(n);
+            s.put(h(&s, &key), &key, &marked(n), 0).unwrap();
+            assert!(s.arena_contains(&[0xE0 | n; 100]));
+        }
+        // replacement
+        let key = k(1);
+        let other = StoredSession::new(vec![0xD1; 100], 0, 1000, Protocol::Tls12);
+        s.put(h(&s, &key), &key, &other, 0).unwrap();
+        assert!(!s.arena_contains(&[0xE1; 100]));
+        // take, remove
+        let key = k(2);
+        assert!(s.take(h(&s, &key), &key, 0).is_some());
+        assert!(!s.arena_contains(&[0xE2; 100]));
+        let key = k(3);
+        assert!(s.remove(h(&s, &key), &key));
+        assert!(!s.arena_contains(&[0xE3; 100]));
+        // expiry on lookup, purge
+        let key = k(4);
+        assert!(s.get(h(&s, &key), &key, 1000).is_none());
+        assert!(!s.arena_contains(&[0xE4; 100]));
+        assert_eq!(s.purge_expired(1000), 2);
+        assert!(!s.arena_contains(&[0xE5; 100]));
+        assert!(!s.arena_contains(&[0xD1; 100]));
+        // ids go too
+        assert!(!s.arena_contains(&[5; 32]));
+    }
+
+    #[test]
+    fn eviction_scrubs_and_reuses_the_slot_without_new_pages() {
+        let per = ENTRY_OVERHEAD + 32 + 100;
+        let mut s = Shard::new(FixedState::with_seed(1), 3 * per, 10_000, 0);
+        put(&mut s, 1, 0);
+        put(&mut s, 2, 0);
+        put(&mut s, 3, 0);
+        let pages = s.arena_bytes();
+        assert!(s.arena_contains(&[1; 100]));
+        put(&mut s, 4, 0); // evicts 1
+        assert_eq!(s.stats().evictions, 1);
+        assert!(!s.arena_contains(&[1; 100]));
+        assert!(s.arena_contains(&[4; 100]));
+        assert_eq!(s.arena_bytes(), pages);
     }
 
     #[test]
     fn expired_entries_are_swept_on_insert() {
-        let mut s = Shard::new(FixedState::with_seed(1), 1 << 20, 10_000);
+        let mut s = Shard::new(FixedState::with_seed(1), 1 << 20, 10_000, 0);
         for n in 0..10 {
             put(&mut s, n, 0);
         }
