@@ -140,6 +140,8 @@ pub mod asynchronous;
 mod backend;
 mod breaker;
 mod cluster;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod keyring;
 pub mod naming;
 mod ratelimit;

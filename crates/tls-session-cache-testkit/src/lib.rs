@@ -7,6 +7,7 @@
 //! | [`RedisCluster`] | a Redis Cluster of N masters made with `redis-cli --cluster create` |
 //! | [`RedisSentinel`] | a master, a replica and Sentinels watching them; kill the master to fail over |
 //! | [`TestPki`] | a CA, server and client certificates (and a foreign CA) made at run time |
+//! | [`hello`] | hand-built ClientHellos (invalid session-id lengths, many PSK identities) and their records |
 //! | [`Error`] | why a server could not be started; a missing `redis-server` says how to install it |
 //!
 //! Readiness is a signal, never a sleep: a server counts as started when it
@@ -24,6 +25,7 @@
 
 mod cluster;
 mod error;
+pub mod hello;
 mod pki;
 mod port;
 mod sentinel;
