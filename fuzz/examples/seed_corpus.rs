@@ -35,7 +35,9 @@ use tls_session_cache_openssl::SessionCache;
 use tls_session_cache_redis::naming::{KeyFormat, previous_redis_key, redis_key};
 use tls_session_cache_redis::{RedisStore, fuzzing};
 use tls_session_cache_testkit::RedisServer;
-use tls_session_cache_testkit::hello::{ClientHello, first_message_len, handshake_payload, records};
+use tls_session_cache_testkit::hello::{
+    ClientHello, first_message_len, handshake_payload, records,
+};
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
@@ -46,8 +48,12 @@ struct Recording<S> {
 }
 
 impl<S: SessionStore> SessionStore for Recording<S> {
-    fn put(&self, key: &SessionKey, session: &StoredSession) -> std::result::Result<(), StoreError> {
-        self.keys.lock().unwrap().push(key.clone());
+    fn put(
+        &self,
+        key: &SessionKey,
+        session: &StoredSession,
+    ) -> std::result::Result<(), StoreError> {
+        self.keys.lock().unwrap().push(*key);
         self.inner.put(key, session)
     }
     fn get(&self, key: &SessionKey) -> std::result::Result<Option<StoredSession>, StoreError> {
@@ -103,7 +109,9 @@ fn recording_proxy(to: SocketAddr, hellos: Arc<Mutex<Vec<Vec<u8>>>>) -> Result<S
         for client in listener.incoming().flatten() {
             let hellos = Arc::clone(&hellos);
             thread::spawn(move || {
-                let Ok(server) = TcpStream::connect(to) else { return };
+                let Ok(server) = TcpStream::connect(to) else {
+                    return;
+                };
                 let (Ok(mut c_read), Ok(mut s_write)) = (client.try_clone(), server.try_clone())
                 else {
                     return;
@@ -191,7 +199,13 @@ fn s_client(addr: SocketAddr, version: &str, dir: &Path) -> Result<()> {
     let sess = dir.join(format!("s_client{version}.pem"));
     for resume in [false, true] {
         let mut cmd = Command::new("openssl");
-        cmd.args(["s_client", "-connect", &addr.to_string(), version, "-ign_eof"]);
+        cmd.args([
+            "s_client",
+            "-connect",
+            &addr.to_string(),
+            version,
+            "-ign_eof",
+        ]);
         if resume {
             cmd.arg("-sess_in").arg(&sess);
         } else {
@@ -206,7 +220,11 @@ fn s_client(addr: SocketAddr, version: &str, dir: &Path) -> Result<()> {
         // answers it and closes (TLS 1.3 tickets arrive before).
         child.stdin.take().ok_or("stdin")?.write_all(b"bye\n")?;
         let mut out = String::new();
-        child.stdout.take().ok_or("stdout")?.read_to_string(&mut out)?;
+        child
+            .stdout
+            .take()
+            .ok_or("stdout")?
+            .read_to_string(&mut out)?;
         child.wait()?;
         if !out.contains("hello") {
             return Err(format!("s_client {version} got no greeting: {out}").into());
@@ -232,17 +250,41 @@ fn main() -> Result<()> {
     let sealed_keys = Arc::new(Mutex::new(Vec::new()));
     let previous_keys = Arc::new(Mutex::new(Vec::new()));
     let plain_keys = Arc::new(Mutex::new(Vec::new()));
-    let sealed = RedisStore::builder(&redis.url()).prefix(PREFIX).seal_keys(ring()).build()?;
+    let sealed = RedisStore::builder(&redis.url())
+        .prefix(PREFIX)
+        .seal_keys(ring())
+        .build()?;
     let previous = RedisStore::builder(&redis.url())
         .prefix(PREFIX)
         .seal_keys(ring())
         .write_format(KeyFormat::Previous)
         .build()?;
-    let plain = RedisStore::builder(&redis.url()).prefix("plain").insecure_plaintext().build()?;
+    let plain = RedisStore::builder(&redis.url())
+        .prefix("plain")
+        .insecure_plaintext()
+        .build()?;
     let servers = [
-        server(Recording { inner: sealed, keys: Arc::clone(&sealed_keys) }, false)?,
-        server(Recording { inner: previous, keys: Arc::clone(&previous_keys) }, false)?,
-        server(Recording { inner: plain, keys: Arc::clone(&plain_keys) }, false)?,
+        server(
+            Recording {
+                inner: sealed,
+                keys: Arc::clone(&sealed_keys),
+            },
+            false,
+        )?,
+        server(
+            Recording {
+                inner: previous,
+                keys: Arc::clone(&previous_keys),
+            },
+            false,
+        )?,
+        server(
+            Recording {
+                inner: plain,
+                keys: Arc::clone(&plain_keys),
+            },
+            false,
+        )?,
     ];
 
     let hellos = Arc::new(Mutex::new(Vec::new()));
@@ -262,7 +304,9 @@ fn main() -> Result<()> {
 
     let mut conn = redis.connection()?;
     let mut get = |name: &[u8]| -> Result<Option<Vec<u8>>> {
-        Ok(redis::cmd("GET").arg(name).query::<Option<Vec<u8>>>(&mut conn)?)
+        Ok(redis::cmd("GET")
+            .arg(name)
+            .query::<Option<Vec<u8>>>(&mut conn)?)
     };
     let mut n_values = 0;
     // Sealed values (both formats): seal_open seeds, sealed and opened.
@@ -275,7 +319,11 @@ fn main() -> Result<()> {
                 (None, Some(v)) if previous_format => (old, v, true),
                 _ => continue, // taken (single use) or removed
             };
-            let mut flags = if key.protocol == tls_session_cache::Protocol::Tls13 { flag::TLS13 } else { 0 };
+            let mut flags = if key.protocol == tls_session_cache::Protocol::Tls13 {
+                flag::TLS13
+            } else {
+                0
+            };
             if prev {
                 flags |= flag::PREVIOUS;
             }
@@ -295,9 +343,15 @@ fn main() -> Result<()> {
     }
     // Plaintext values: bare envelopes, for the envelope and stored_session targets.
     for key in plain_keys.lock().unwrap().iter() {
-        let Some(envelope) = get(redis_key("plain", key).as_bytes())? else { continue };
+        let Some(envelope) = get(redis_key("plain", key).as_bytes())? else {
+            continue;
+        };
         write_seed(&out.join("envelope"), &envelope)?;
-        let flags = if key.protocol == tls_session_cache::Protocol::Tls13 { flag::TLS13 } else { 0 };
+        let flags = if key.protocol == tls_session_cache::Protocol::Tls13 {
+            flag::TLS13
+        } else {
+            0
+        };
         let mut seed = key_prefix(flags | 16, key);
         seed.extend_from_slice(&envelope);
         write_seed(&out.join("stored_session"), &seed)?;
@@ -315,7 +369,10 @@ fn main() -> Result<()> {
         let payload = handshake_payload_prefix(wire).ok_or("a recorded ClientHello")?;
         let len = first_message_len(&payload).ok_or("a whole ClientHello")?;
         for fragment in [1, 7] {
-            write_seed(&out.join("client_hello"), &records(&payload[..len], fragment))?;
+            write_seed(
+                &out.join("client_hello"),
+                &records(&payload[..len], fragment),
+            )?;
         }
     }
     // And hand-built ones a real client never sends.
@@ -325,11 +382,17 @@ fn main() -> Result<()> {
         ClientHello::tls13(vec![vec![0xbb; 32]; 8]),
         ClientHello::tls13(vec![vec![1], vec![0xcc; 32]]),
     ] {
-        write_seed(&out.join("client_hello"), &records(&hello.encode(), usize::MAX))?;
+        write_seed(
+            &out.join("client_hello"),
+            &records(&hello.encode(), usize::MAX),
+        )?;
     }
 
     // Key files.
-    let (a, b) = ("00".repeat(32), "0123456789abcdefABCDEF".repeat(3)[..64].to_owned());
+    let (a, b) = (
+        "00".repeat(32),
+        "0123456789abcdefABCDEF".repeat(3)[..64].to_owned(),
+    );
     for text in [
         format!("{a}\n"),
         format!("# current\n{a}\n\n# rotated 2025-01-01\n{b}\n"),

@@ -12,8 +12,15 @@ fuzz_target!(|data: &[u8]| {
     let Ok((key, session)) = decode(data) else {
         return;
     };
-    assert_eq!(encode(&key, &session), data, "decode then encode changed the bytes");
-    assert_eq!(key.protocol, session.protocol, "a key names its session's protocol");
+    assert_eq!(
+        encode(&key, &session),
+        data,
+        "decode then encode changed the bytes"
+    );
+    assert_eq!(
+        key.protocol, session.protocol,
+        "a key names its session's protocol"
+    );
     if let Some(limit) = session.der.len().checked_sub(1) {
         assert!(matches!(
             decode_with_limit(data, limit),

@@ -28,9 +28,16 @@ fuzz_target!(|data: &[u8]| {
     };
     let name = name.as_bytes();
     let sealed = if input.flags & flag::PLAINTEXT != 0 {
-        let version = if input.flags & flag::SEAL_V2 != 0 { SEAL_V2 } else { SEAL_V1 };
+        let version = if input.flags & flag::SEAL_V2 != 0 {
+            SEAL_V2
+        } else {
+            SEAL_V1
+        };
         let sealed = seal(&ring, version, name, input.rest);
-        assert_eq!(open(&ring, name, &sealed), Ok((version, input.rest.to_vec())));
+        assert_eq!(
+            open(&ring, name, &sealed),
+            Ok((version, input.rest.to_vec()))
+        );
         sealed
     } else {
         input.rest.to_vec()
@@ -41,10 +48,10 @@ fuzz_target!(|data: &[u8]| {
         // A value sealed for one name never opens under another.
         let other = redis_key("other", &input.key);
         assert!(open(&ring, other.as_bytes(), &sealed).is_err());
-        if version == SEAL_V2 {
-            if let Ok(envelope) = restore(&plain, &input.key) {
-                assert_eq!(strip(&envelope, &input.key), Some(plain.clone()));
-            }
+        if version == SEAL_V2
+            && let Ok(envelope) = restore(&plain, &input.key)
+        {
+            assert_eq!(strip(&envelope, &input.key), Some(plain.clone()));
         }
     }
     if let Ok((found, session)) = open_value(&ring, name, &input.key, &sealed, MAX_SESSION_SIZE) {

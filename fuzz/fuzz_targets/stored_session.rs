@@ -35,9 +35,18 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(session.id(), id);
     let der2 = session.to_der().expect("a decoded session encodes");
     let again = session_from_stored(&der2, id, context).expect("a re-encoded session decodes");
-    assert_eq!(again.to_der().expect("encodes"), der2, "i2d(d2i(i2d(s))) != i2d(s)");
+    assert_eq!(
+        again.to_der().expect("encodes"),
+        der2,
+        "i2d(d2i(i2d(s))) != i2d(s)"
+    );
     // What OpenSSL reads off a session it resumes.
-    let _ = (again.protocol_version(), again.time(), again.timeout(), again.master_key_len());
+    let _ = (
+        again.protocol_version(),
+        again.time(),
+        again.timeout(),
+        again.master_key_len(),
+    );
     let copy = SslSession::from_der(&der2).expect("decodes");
     assert_eq!(copy.id(), id);
 });

@@ -124,7 +124,8 @@ fn target_dir() -> PathBuf {
 
 fn cargo_fuzz(sub: &str) -> Command {
     let mut c = cargo();
-    c.current_dir(fuzz_dir()).args(["fuzz", sub, "--sanitizer", "none", "--target-dir"]);
+    c.current_dir(fuzz_dir())
+        .args(["fuzz", sub, "--sanitizer", "none", "--target-dir"]);
     c.arg(target_dir());
     c
 }
@@ -179,7 +180,10 @@ pub fn run_target(target: &str, seconds: u64) -> Result<Summary, Error> {
             source,
         }
     })?;
-    eprintln!("==> fuzz {target} for {seconds} s (log: {})", log_path.display());
+    eprintln!(
+        "==> fuzz {target} for {seconds} s (log: {})",
+        log_path.display()
+    );
     let started = Instant::now();
     let status = c.status().map_err(|source| Error::Spawn {
         program: format!("cargo fuzz run {target}"),
@@ -222,7 +226,9 @@ pub fn summary(log: &str) -> Option<Summary> {
                 let word = rest.split_whitespace().next()?;
                 word.split('/').next()?.parse().ok()
             };
-            if let (Some(cov), Some(ft), Some(corp)) = (field(" cov: "), field(" ft: "), field(" corp: ")) {
+            if let (Some(cov), Some(ft), Some(corp)) =
+                (field(" cov: "), field(" ft: "), field(" corp: "))
+            {
                 (s.cov, s.ft, s.corpus) = (cov, ft, corp);
             }
         }
@@ -245,7 +251,6 @@ pub fn smoke(seconds: u64) -> Result<(), Error> {
     }
     Ok(())
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -275,7 +280,13 @@ mod tests {
     #[test]
     fn every_target_has_seeds_and_a_source() {
         for t in TARGETS {
-            assert!(fuzz_dir().join("fuzz_targets").join(format!("{t}.rs")).is_file(), "{t}");
+            assert!(
+                fuzz_dir()
+                    .join("fuzz_targets")
+                    .join(format!("{t}.rs"))
+                    .is_file(),
+                "{t}"
+            );
             let seeds = std::fs::read_dir(fuzz_dir().join("corpus").join(t))
                 .map(|d| d.count())
                 .unwrap_or(0);

@@ -51,7 +51,7 @@ fn print_help() {
         "cargo xtask <command>\n\n\
          commands:\n  \
          {}\n  \
-         test [--install]\n    fmt check, clippy -D warnings, cargo test --workspace, the valgrind leak check,\n    \
+         test [--install]\n    fmt check, clippy -D warnings, cargo test --workspace, a 5 s smoke of each fuzz target, the valgrind leak check,\n    \
          then interop against the blocking and the async server and the actix, axum and\n    hyper examples, every row required to PASS (SKIP fails). Prints each step's wall time. Installs missing system packages first\n    (apt-get) when root without a terminal, or with --install; otherwise stops saying\n    what to install.\n  \
          leak-check\n    the leak check alone: examples/leak_check.rs under valgrind (definite leaks fail)\n  \
          {}\n  \

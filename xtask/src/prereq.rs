@@ -272,7 +272,10 @@ pub fn tool_present(tool: &CargoTool) -> bool {
 
 /// The exact command that installs `tool`.
 pub fn cargo_install_command(tool: &CargoTool) -> String {
-    format!("cargo install {} --version {} --locked", tool.krate, tool.version)
+    format!(
+        "cargo install {} --version {} --locked",
+        tool.krate, tool.version
+    )
 }
 
 /// Makes sure `tool` is installed: `cargo install`s it under the same rule
@@ -297,7 +300,10 @@ pub fn ensure_cargo_tool(tool: &CargoTool, install: Install) -> Result<(), Error
             tool.binary, tool.why
         )));
     }
-    eprintln!("==> installing {} {} (`{command}`)", tool.krate, tool.version);
+    eprintln!(
+        "==> installing {} {} (`{command}`)",
+        tool.krate, tool.version
+    );
     let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     c.args(["install", tool.krate, "--version", tool.version, "--locked"])
         .stdin(Stdio::null());

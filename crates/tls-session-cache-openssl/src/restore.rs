@@ -6,9 +6,9 @@
 //! the session asked for — its id and its session-id context — before the
 //! get callback hands it over.
 
+use foreign_types::ForeignType;
 use openssl::error::ErrorStack;
 use openssl::ssl::SslSession;
-use foreign_types::ForeignType;
 
 use crate::ffi::session_context;
 

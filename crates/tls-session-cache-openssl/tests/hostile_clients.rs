@@ -18,7 +18,8 @@ use std::time::Duration;
 use common::{Client, TestServer, server_with};
 use openssl::ssl::{SslSession, SslVersion};
 use tls_session_cache::{
-    MemoryStore, Protocol, SessionId, SessionKey, SessionStore, StoreError, StoreStats, StoredSession,
+    MemoryStore, Protocol, SessionId, SessionKey, SessionStore, StoreError, StoreStats,
+    StoredSession,
 };
 use tls_session_cache_openssl::{MAX_LOOKUPS_PER_HANDSHAKE, SessionCache};
 use tls_session_cache_testkit::hello::{ALERT, Answer, ClientHello, answer, exchange, records};
@@ -34,7 +35,7 @@ struct Recorded {
 
 impl SessionStore for Recorded {
     fn put(&self, key: &SessionKey, session: &StoredSession) -> Result<(), StoreError> {
-        self.keys.lock().unwrap().push(key.clone());
+        self.keys.lock().unwrap().push(*key);
         self.inner.put(key, session)
     }
     fn get(&self, key: &SessionKey) -> Result<Option<StoredSession>, StoreError> {
@@ -75,7 +76,9 @@ fn fixture() -> Fixture {
     let tls12 = server
         .full_handshake(&Client::new(SslVersion::TLS1_2))
         .last_session();
-    let tickets = server.full_handshake(&Client::new(SslVersion::TLS1_3)).sessions;
+    let tickets = server
+        .full_handshake(&Client::new(SslVersion::TLS1_3))
+        .sessions;
     assert_eq!(tickets.len(), 2);
     let keys = store.keys.lock().unwrap().clone();
     assert_eq!(keys[0], key(Protocol::Tls12, &cache, tls12.id()));
@@ -86,7 +89,11 @@ fn fixture() -> Fixture {
         keys,
         tls12,
     };
-    assert_eq!(f.contents().len(), 3, "one TLS 1.2 session and two tickets stored");
+    assert_eq!(
+        f.contents().len(),
+        3,
+        "one TLS 1.2 session and two tickets stored"
+    );
     f
 }
 
@@ -132,7 +139,10 @@ impl Fixture {
     fn hostile(&self, wire: &[u8]) -> Answer {
         let got = exchange(self.server.addr, wire, WAIT).unwrap();
         let outcome = self.server.outcome();
-        assert!(outcome.is_err(), "an unfinished handshake succeeded: {outcome:?}");
+        assert!(
+            outcome.is_err(),
+            "an unfinished handshake succeeded: {outcome:?}"
+        );
         answer(&got)
     }
 
@@ -157,13 +167,23 @@ fn session_ids_of_0_33_and_255_bytes() {
 
     // 0 bytes: a valid "no session" ClientHello — a full handshake starts.
     let a = f.hostile(&records(&ClientHello::tls12(&[]).encode(), usize::MAX));
-    assert!(matches!(&a, Answer::ServerHello { session_id } if session_id.len() == 32), "{a:?}");
+    assert!(
+        matches!(&a, Answer::ServerHello { session_id } if session_id.len() == 32),
+        "{a:?}"
+    );
     // 33 and 255: the length byte is legal, the length is not (≤ 32).
     for len in [33, 255] {
-        let a = f.hostile(&records(&ClientHello::tls12(&vec![0xa5; len]).encode(), usize::MAX));
+        let a = f.hostile(&records(
+            &ClientHello::tls12(&vec![0xa5; len]).encode(),
+            usize::MAX,
+        ));
         assert!(is_fatal_parse_alert(&a), "{len}-byte session id: {a:?}");
     }
-    assert_eq!(f.cache.stats().lookups, lookups, "an invalid id reached the store");
+    assert_eq!(
+        f.cache.stats().lookups,
+        lookups,
+        "an invalid id reached the store"
+    );
     assert_eq!(f.snapshot(), before);
     f.still_serves();
 }
@@ -230,7 +250,10 @@ fn a_client_hello_in_one_byte_records() {
     );
     let after = f.snapshot();
     assert_eq!(after.contents, before.contents);
-    assert_eq!((after.inserts, after.entries), (before.inserts, before.entries));
+    assert_eq!(
+        (after.inserts, after.entries),
+        (before.inserts, before.entries)
+    );
     f.still_serves();
 }
 
@@ -243,9 +266,14 @@ fn garbage_after_the_handshake() {
     let own = client.received();
     assert_eq!(own.len(), 1);
     let own_key = key(Protocol::Tls12, &f.cache, own[0].id());
-    assert!(f.store.get(&own_key).unwrap().is_some(), "the connection's session is stored");
+    assert!(
+        f.store.get(&own_key).unwrap().is_some(),
+        "the connection's session is stored"
+    );
     // Not a TLS record: a plain-text request, then random-looking bytes.
-    tls.get_mut().write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    tls.get_mut()
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     tls.get_mut().write_all(&[0xff; 300]).unwrap();
     tls.get_mut().shutdown(std::net::Shutdown::Write).unwrap();
     let mut rest = Vec::new();

@@ -253,7 +253,10 @@ mod tests {
     #[test]
     fn records_round_trip_through_the_payload_reader() {
         let hello = ClientHello::tls13(vec![vec![1; 32]; 300]).encode();
-        assert!(hello.len() > MAX_FRAGMENT, "hundreds of identities span records");
+        assert!(
+            hello.len() > MAX_FRAGMENT,
+            "hundreds of identities span records"
+        );
         for fragment in [1, 7, MAX_FRAGMENT, usize::MAX] {
             let wire = records(&hello, fragment);
             let payload = handshake_payload(&wire).unwrap();

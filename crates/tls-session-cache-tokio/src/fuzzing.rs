@@ -12,11 +12,11 @@
 use std::cell::RefCell;
 use std::io::{self, Read, Write};
 
+use foreign_types::ForeignTypeRef;
 use once_cell::sync::Lazy;
 use openssl::ssl::{
     ClientHelloResponse, Ssl, SslContext, SslContextBuilder, SslMethod, SslVersion,
 };
-use foreign_types::ForeignTypeRef;
 
 use crate::hello::{Plan, read_plan};
 
@@ -63,7 +63,11 @@ impl Write for Wire<'_> {
 /// TLS 1.3 or not, with single-use TLS 1.3 tickets; `None` when OpenSSL did
 /// not get as far as a ClientHello it accepts to call the callback with.
 pub fn plan_from_records(records: &[u8], server_allows_tls13: bool) -> Option<Plan> {
-    let ctx = if server_allows_tls13 { &*TLS13 } else { &*TLS12 };
+    let ctx = if server_allows_tls13 {
+        &*TLS13
+    } else {
+        &*TLS12
+    };
     PLANNED.with(|p| p.borrow_mut().take());
     let ssl = Ssl::new(ctx).expect("an SSL");
     // Fails: end of file, an alert, or the callback's retry.
