@@ -231,15 +231,6 @@ fn garbage_after_the_handshake() {
     let before = f.snapshot();
     let client = Client::new(SslVersion::TLS1_2);
     let mut tls = client.handshake(f.server.addr, None);
-    tls.get_mut()
-        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
-    tls.get_mut().write_all(&[0xff; 300]).unwrap();
-    tls.get_mut().shutdown(std::net::Shutdown::Write).unwrap();
-    let mut rest = Vec::new();
-    let _ = std::io::Read::read_to_end(tls.get_mut(), &mut rest);
-    assert!(f.server.outcome().is_err(), "garbage was read as a line");
-    assert!(rest.is_empty() || rest[0] == ALERT, "{rest:?}");
     let own = client.received();
     assert_eq!(own.len(), 1);
     let own_key = SessionKey::new(
@@ -247,13 +238,48 @@ fn garbage_after_the_handshake() {
         f.server.cache.session_cache().context(),
         SessionId::new(own[0].id()).unwrap(),
     );
+    // The server stores it (through its write queue) as its side of the
+    // handshake ends, which may be just after the client's: wait for it
+    // (bounded).
+    let deadline = std::time::Instant::now() + WAIT;
+    while tls_session_cache::SessionStore::get(&f.store.inner, &own_key)
+        .unwrap()
+        .is_none()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the connection's session was never stored"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // The server may alert and close after the first bytes: later writes
+    // can meet a reset, which a hostile client does not mind.
+    let _ = tls.get_mut().write_all(
+        b"GET / HTTP/1.1
+Host: x
+
+",
+    );
+    let _ = tls.get_mut().write_all(&[0xff; 300]);
+    let _ = tls.get_mut().shutdown(std::net::Shutdown::Write);
+    let mut rest = Vec::new();
+    let _ = std::io::Read::read_to_end(tls.get_mut(), &mut rest);
+    assert!(f.server.outcome().is_err(), "garbage was read as a line");
+    assert!(rest.is_empty() || rest[0] == ALERT, "{rest:?}");
     let after = f.snapshot();
     assert_eq!(after.contents, before.contents);
-    assert!(
-        tls_session_cache::SessionStore::get(&f.store.inner, &own_key)
-            .unwrap()
-            .is_none(),
-        "the garbage connection's session outlived its fatal alert"
-    );
+    // Its fatal alert removes the garbage connection's own session, through
+    // the write queue: wait for it (bounded).
+    let deadline = std::time::Instant::now() + WAIT;
+    while tls_session_cache::SessionStore::get(&f.store.inner, &own_key)
+        .unwrap()
+        .is_some()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the garbage connection's session outlived its fatal alert"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
     f.still_serves();
 }
