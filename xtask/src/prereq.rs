@@ -329,6 +329,19 @@ mod tests {
     }
 
     #[test]
+    fn a_cargo_tool_is_installed_pinned_and_locked() {
+        assert_eq!(
+            cargo_install_command(&CARGO_FUZZ),
+            "cargo install cargo-fuzz --version 0.13.2 --locked"
+        );
+        let missing = CargoTool {
+            binary: "no-such-cargo-tool-anywhere",
+            ..CARGO_FUZZ
+        };
+        assert!(!tool_present(&missing));
+    }
+
+    #[test]
     fn a_missing_program_is_listed_with_its_install_command() {
         let need = Need {
             what: "no-such-program-anywhere",
