@@ -12,8 +12,8 @@
 //!   seven-byte records.
 //! * Key files as the docs describe them (comments, rotation, CRLF).
 //!
-//! File names are the content's hash, so running it again adds only what
-//! is new.
+//! It replaces what the five corpus folders held (sessions and tickets are
+//! random, so each run's seeds differ); file names are the content's hash.
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -243,6 +243,18 @@ fn write_seed(dir: &Path, bytes: &[u8]) -> Result<()> {
 
 fn main() -> Result<()> {
     let out = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "corpus".into()));
+    for target in [
+        "envelope",
+        "seal_open",
+        "keyring",
+        "client_hello",
+        "stored_session",
+    ] {
+        let dir = out.join(target);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)?;
+        }
+    }
     let tmp = tempfile_dir()?;
     let redis = RedisServer::start()?;
 
