@@ -344,8 +344,11 @@ fn main() -> Result<()> {
             write_seed(&out.join("seal_open"), &seed)?;
             let (version, plain) = fuzzing::open(&ring(), name.as_bytes(), &value)?;
             let mut pflags = flags | flag::PLAINTEXT;
-            if version == fuzzing::SEAL_V2 {
-                pflags |= flag::SEAL_V2;
+            if fuzzing::is_stripped(version) {
+                pflags |= flag::STRIPPED;
+            }
+            if version == fuzzing::SEAL_V3 || version == fuzzing::SEAL_V4 {
+                pflags |= flag::DERIVED;
             }
             let mut seed = key_prefix(pflags, key);
             seed.extend_from_slice(&plain);

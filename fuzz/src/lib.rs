@@ -8,7 +8,8 @@
 //! offset size  field
 //! 0      1     flags: bit 0 = TLS 1.3, bit 1 = previous-format Redis name,
 //!              bit 2 = the rest is a plaintext to seal first (seal_open),
-//!              bit 3 = seal as version 2 (with bit 2)
+//!              bit 3 = seal the key-less envelope, bit 5 = under a
+//!              derived key (with bit 2: versions 1 to 4)
 //! 1      1     context length c (taken modulo 33)
 //! 2      c     context
 //! 2+c    1     id length i (taken modulo 33; 0 is no key: input ignored)
@@ -39,8 +40,20 @@ pub mod flag {
     pub const PREVIOUS: u8 = 2;
     /// The rest is a plaintext, sealed before it is opened.
     pub const PLAINTEXT: u8 = 4;
-    /// Seal the plaintext as seal version 2.
-    pub const SEAL_V2: u8 = 8;
+    /// Seal the plaintext as the key-less envelope (seal version 2 or 3).
+    pub const STRIPPED: u8 = 8;
+    /// Seal the plaintext under a per-value derived key (seal version 3 or 4).
+    pub const DERIVED: u8 = 32;
+}
+
+/// The seal version the plaintext flags of an input ask for.
+pub fn seal_version(flags: u8) -> u8 {
+    match (flags & flag::STRIPPED != 0, flags & flag::DERIVED != 0) {
+        (false, false) => 1,
+        (true, false) => 2,
+        (true, true) => 3,
+        (false, true) => 4,
+    }
 }
 
 /// An input's key prefix, parsed.

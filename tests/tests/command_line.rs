@@ -44,6 +44,29 @@ fn unreadable_or_malformed_key_files_exit_2_with_a_clear_message() {
 }
 
 #[test]
+fn a_key_file_others_can_read_is_refused_unless_allowed_explicitly() {
+    use std::os::unix::fs::PermissionsExt;
+    let keys = KeyFile::new(&[KEY]);
+    std::fs::set_permissions(keys.path(), std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let path = keys.path().to_str().expect("utf-8 temp path");
+    let shared = refused(&["--store", "redis://127.0.0.1:1", "--seal-key-file", path]);
+    assert!(shared.contains("chmod 600"), "{shared}");
+    let mut server = ServerProcess::start(&[
+        "--store",
+        "memory",
+        "--seal-key-file",
+        path,
+        "--allow-shared-seal-key-file",
+    ]);
+    server.stop_cleanly();
+    assert!(
+        server.stderr().contains("allowed explicitly"),
+        "{}",
+        server.stderr()
+    );
+}
+
+#[test]
 fn redis_store_without_a_key_file_warns_about_the_ephemeral_key() {
     let redis = start_redis();
     let url = store_url(&redis);

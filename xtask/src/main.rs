@@ -52,7 +52,7 @@ fn print_help() {
          commands:\n  \
          {}\n  \
          test [--install]\n    fmt check, clippy -D warnings, cargo test --workspace, a 5 s smoke of each fuzz target, the valgrind leak check,\n    \
-         then interop against the blocking and the async server and the actix, axum and\n    hyper examples, every row required to PASS (SKIP fails). Prints each step's wall time. Installs missing system packages first\n    (apt-get) when root without a terminal, or with --install; otherwise stops saying\n    what to install.\n  \
+         then interop against the blocking and the async server, the actix, axum and\n    hyper examples and the rustls server, every row required to PASS (SKIP fails). Prints each step's wall time. Installs missing system packages first\n    (apt-get) when root without a terminal, or with --install; otherwise stops saying\n    what to install.\n  \
          leak-check\n    the leak check alone: examples/leak_check.rs under valgrind (definite leaks fail)\n  \
          {}\n  \
          {}\n  \

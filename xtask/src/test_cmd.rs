@@ -10,7 +10,7 @@ use crate::{fuzz, interop, leak};
 /// Runs fmt check, clippy, the workspace tests (the framework examples'
 /// end-to-end tests included), a smoke of each fuzz target, the leak check, interop against the
 /// blocking and the async example server, and interop against the actix,
-/// axum and hyper examples (every row must
+/// axum and hyper examples and the rustls example server (every row must
 /// PASS; SKIP fails). Stops at the first failing step and
 /// prints the wall time of each step that ran.
 pub fn run(args: &[String]) -> Result<(), Error> {
@@ -121,6 +121,16 @@ fn steps(times: &mut Vec<(&'static str, Duration, bool)>, install: Install) -> R
             })?;
         }
         Ok(())
+    })?;
+    // The rustls example server (tls-session-cache-rustls): the same rows.
+    timed("interop --server rustls", &mut || {
+        eprintln!("==> cargo xtask interop --server rustls");
+        interop::run(&interop::Options {
+            require_all: true,
+            server: interop::ServerKind::Rustls,
+            install,
+            ..interop::Options::default()
+        })
     })?;
     Ok(())
 }

@@ -37,11 +37,13 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::backend::{Dialer, is_unavailability};
 use crate::breaker::CircuitState;
+use crate::capped::{Budget, Capped};
 use crate::naming::RedisKey;
 use crate::sentinel::{Due, Watch, is_demoted, master_query, unknown_master};
 use crate::stats::{RedisStats, bump};
 use crate::store::{BuildError, Endpoints, Lookup, Name, PutPlan, RedisStoreBuilder, Shared};
 use crate::tls::handshake_failure;
+use crate::wire::REPLY_TOO_LARGE;
 
 impl RedisStoreBuilder {
     /// Builds an [`AsyncRedisStore`] with these settings. Like
@@ -111,7 +113,8 @@ impl AsyncSentinel {
         let mut last = None;
         for i in self.watch.order(self.sentinels.len()) {
             let reply = async {
-                let mut con = open(&self.sentinels[i]).await?;
+                let budget = Budget::new(SENTINEL_REPLY_MAX);
+                let mut con = open(&self.sentinels[i], &budget).await?;
                 master_query(&self.name)
                     .query_async::<Option<(String, u16)>>(&mut con)
                     .await
@@ -166,11 +169,12 @@ impl AsyncSentinel {
     }
 }
 
-/// The shared connection and its generation.
+/// The shared connection, its generation and its read budget.
 #[derive(Clone)]
 struct Held {
     con: MultiplexedConnection,
     id: u64,
+    budget: Arc<Budget>,
 }
 
 /// A Redis session store for tokio: `put` / `get` / `take` / `remove` are
@@ -200,17 +204,20 @@ impl std::fmt::Debug for AsyncRedisStore {
     }
 }
 
+/// The largest reply a sentinel's `SENTINEL GET-MASTER-ADDR-BY-NAME` takes.
+const SENTINEL_REPLY_MAX: usize = 4096;
+
 fn timed_out() -> RedisError {
     RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut))
 }
 
 /// Opens a multiplexed connection with `dialer`'s address, TLS and
 /// settings (the caller bounds the time); its driver runs as a task.
-async fn open(dialer: &Dialer) -> Result<MultiplexedConnection, RedisError> {
+async fn open(dialer: &Dialer, budget: &Arc<Budget>) -> Result<MultiplexedConnection, RedisError> {
     let settings = dialer.settings();
     if let Some(path) = dialer.unix_path() {
         let stream = tokio::net::UnixStream::connect(path).await?;
-        return finish(settings, stream).await;
+        return finish(settings, Capped::new(stream, Arc::clone(budget))).await;
     }
     let (host, port) = dialer.tcp().ok_or_else(|| {
         RedisError::from((ErrorKind::InvalidClientConfig, "unsupported Redis address"))
@@ -218,7 +225,7 @@ async fn open(dialer: &Dialer) -> Result<MultiplexedConnection, RedisError> {
     let tcp = tokio::net::TcpStream::connect((host, port)).await?;
     tcp.set_nodelay(true)?;
     match dialer.tls() {
-        None => finish(settings, tcp).await,
+        None => finish(settings, Capped::new(tcp, Arc::clone(budget))).await,
         Some(tls) => {
             let ssl = tls.ssl(host)?;
             let mut stream = tokio_openssl::SslStream::new(ssl, tcp)
@@ -231,7 +238,7 @@ async fn open(dialer: &Dialer) -> Result<MultiplexedConnection, RedisError> {
                     Some(verify),
                 ));
             }
-            finish(settings, stream).await
+            finish(settings, Capped::new(stream, Arc::clone(budget))).await
         }
     }
 }
@@ -278,8 +285,9 @@ impl AsyncRedisStore {
         if let Some(h) = self.held() {
             return Ok(h);
         }
+        let budget = Budget::new(self.shared.max_reply());
         let con = match &self.route {
-            Route::Single(dialer) => open(dialer).await?,
+            Route::Single(dialer) => open(dialer, &budget).await?,
             Route::Sentinel(s) => {
                 let addr = match s.current() {
                     Some(addr) => addr,
@@ -289,12 +297,13 @@ impl AsyncRedisStore {
                         addr
                     }
                 };
-                open(&s.data.at(&addr.0, addr.1)?).await?
+                open(&s.data.at(&addr.0, addr.1)?, &budget).await?
             }
         };
         let held = Held {
             con,
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            budget,
         };
         *self.conn.lock().unwrap_or_else(PoisonError::into_inner) = Some(held.clone());
         Ok(held)
@@ -343,11 +352,18 @@ impl AsyncRedisStore {
         let attempt = async {
             self.recheck(false).await;
             let mut held = self.connection().await?;
+            held.budget.grant();
             let result = cmd.query_async::<T>(&mut held.con).await;
             if let Err(e) = &result
-                && (is_unavailability(e) || is_demoted(e))
+                && (is_unavailability(e) || is_demoted(e) || held.budget.tripped())
             {
                 self.lost(Some(held.id));
+                if held.budget.tripped() {
+                    return Err(RedisError::from(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("{REPLY_TOO_LARGE} the call's share of the connection: {e}"),
+                    )));
+                }
             }
             result
         };
@@ -446,7 +462,9 @@ impl AsyncRedisStore {
     /// too for a TLS 1.2 key while the fallback is on); returns whether one
     /// was there.
     pub async fn remove(&self, key: &SessionKey) -> Result<bool, StoreError> {
-        let removed = self.del(&self.shared.all_names(key)).await?;
+        let names = self.shared.all_names(key);
+        let removed = self.del(&names).await?;
+        self.shared.note_removal(&names);
         if removed {
             self.shared.count_removal();
         }

@@ -10,34 +10,41 @@
 //! found Redis gone or slow (i/o error, timeout) is dropped, never reused.
 //!
 //! A standalone store has one pool; a cluster store has one per master
-//! (see `cluster`).
+//! (see `cluster`). The connections are `wire`'s, not redis-rs's.
 //!
 //! **Deadline.** Every store call gets one budget, the largest of the
 //! connect, read and write timeouts, measured from its start. Opening a
 //! connection waits at most the connect timeout *and* what is left of the
-//! budget; a command's read waits at most the read timeout and what is
-//! left. So a call that must first connect (or, in a cluster, first load
+//! budget; a command waits at most the read timeout and what is left —
+//! all its reads and writes together, not each (see `wire`) — and a reply
+//! larger than the pool's `max_reply` is refused before it is read whole,
+//! its connection dropped. So a call that must first connect (or, in a cluster, first load
 //! the slot map) still returns within one budget.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use redis::{
-    Client, Connection, ConnectionAddr, ConnectionInfo, ConnectionLike, ErrorKind,
-    RedisConnectionInfo, RedisError, ServerErrorKind,
+    Client, ConnectionAddr, ConnectionInfo, ConnectionLike, ErrorKind, RedisConnectionInfo,
+    RedisError, ServerErrorKind,
 };
 use tls_session_cache::StoreError;
 
 use crate::breaker::Breaker;
 use crate::stats::{Counters, bump};
-use crate::tls::{Tls, TlsConnection};
+use crate::tls::Tls;
+use crate::wire::{Address, Wire, is_reply_too_large};
 
-/// Connect, read and write timeouts of every connection.
+/// Connect, read and write timeouts of every connection, and the largest
+/// reply it reads.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Timeouts {
     pub(crate) connect: Duration,
     pub(crate) read: Duration,
     pub(crate) write: Duration,
+    /// Bytes one reply may take before the call fails and the connection
+    /// is dropped (see `wire`); set from `max_session_size`.
+    pub(crate) max_reply: usize,
 }
 
 impl Timeouts {
@@ -167,6 +174,14 @@ pub(crate) fn settle<T>(
                          ({suppressed} more since the last warning; counted in redis.auth_errors)"
                     );
                 }
+            } else if is_reply_too_large(&e) {
+                bump(&counters.oversize_replies);
+                if let Some(suppressed) = counters.value_warning.admit() {
+                    log::warn!(
+                        "redis session store: {e}; connection dropped ({suppressed} more \
+                         warnings since the last; counted in redis.oversize_replies)"
+                    );
+                }
             } else if crate::tls::is_handshake_failure(&e) {
                 bump(&counters.tls_errors);
                 if let Some(suppressed) = counters.tls_warning.admit() {
@@ -260,6 +275,7 @@ impl Dialer {
     }
 
     /// The credentials and database.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
     pub(crate) fn settings(&self) -> &RedisConnectionInfo {
         match self {
             Dialer::Plain(client) => client.get_connection_info().redis_settings(),
@@ -318,48 +334,10 @@ impl Dialer {
     }
 }
 
-/// One open connection: redis-rs's, or ours over TLS.
-pub(crate) enum Link {
-    Plain(Connection),
-    Tls(Box<TlsConnection>),
-}
-
-impl Link {
-    fn set_read_timeout(&self, t: Duration) -> Result<(), RedisError> {
-        match self {
-            Link::Plain(c) => c.set_read_timeout(Some(t)),
-            Link::Tls(c) => c.set_read_timeout(t),
-        }
-    }
-
-    fn set_write_timeout(&self, t: Duration) -> Result<(), RedisError> {
-        match self {
-            Link::Plain(c) => c.set_write_timeout(Some(t)),
-            Link::Tls(c) => c.set_write_timeout(t),
-        }
-    }
-
-    fn inner(&mut self) -> &mut dyn ConnectionLike {
-        match self {
-            Link::Plain(c) => c,
-            Link::Tls(c) => c.as_mut(),
-        }
-    }
-}
-
-/// A pooled connection and the read timeout currently set on it.
-struct Conn {
-    con: Link,
-    read: Duration,
-}
-
 /// The pool of idle connections to one Redis server.
 pub(crate) struct Pool {
     dialer: Dialer,
-    /// Replies a new plain connection waits for before it is usable (AUTH
-    /// or HELLO, SELECT).
-    setup_replies: u32,
-    idle: Mutex<Vec<Conn>>,
+    idle: Mutex<Vec<Wire>>,
     max_idle: usize,
     timeouts: Timeouts,
 }
@@ -367,13 +345,8 @@ pub(crate) struct Pool {
 impl Pool {
     /// A pool of connections made by `dialer`.
     pub(crate) fn new(dialer: Dialer, max_idle: usize, timeouts: Timeouts) -> Self {
-        let settings = dialer.settings();
-        let setup_replies =
-            u32::from(settings.password().is_some() || settings.protocol().supports_resp3())
-                + u32::from(settings.db() != 0);
         Pool {
             dialer,
-            setup_replies,
             idle: Mutex::new(Vec::with_capacity(max_idle)),
             max_idle,
             timeouts,
@@ -385,50 +358,70 @@ impl Pool {
         &self.dialer
     }
 
-    /// Opens a connection within the connect timeout and the deadline.
-    ///
-    /// redis-rs gives the TCP connect and *each* reply of the connection's
-    /// set-up pipeline that same timeout, and after a timed-out reply still
-    /// waits for the next one. By default that pipeline is two `CLIENT
-    /// SETINFO` commands (naming the client library in `CLIENT LIST`),
-    /// so a frozen server cost two connect timeouts. The pool leaves them
-    /// out, and splits the wait between the replies that remain (AUTH,
-    /// SELECT), so a frozen server costs at most one. A TLS connection runs
-    /// every step (connect, handshake, AUTH, SELECT) under one deadline.
-    fn connect(&self, deadline: Instant) -> Result<Conn, RedisError> {
+    /// Opens a connection within the connect timeout and the deadline:
+    /// name resolution, TCP connect to each address in turn, TLS, `AUTH`
+    /// and `SELECT` all share that one wait (see `wire`). redis-rs's own
+    /// connection gave the TCP connect and *each* reply of its set-up that
+    /// timeout, and resolved names without any.
+    fn connect(&self, deadline: Instant) -> Result<Wire, RedisError> {
         let t = self.timeouts;
         let wait = t.connect.min(remaining(deadline)?);
+        let until = Instant::now() + wait;
         let con = match &self.dialer {
             Dialer::Plain(client) => {
-                Link::Plain(client.get_connection_with_timeout(wait / self.setup_replies.max(1))?)
+                let info = client.get_connection_info();
+                let addr = match info.addr() {
+                    ConnectionAddr::Tcp(host, port) => Address::Tcp(host, *port),
+                    #[cfg(unix)]
+                    ConnectionAddr::Unix(path) => Address::Unix(path),
+                    _ => {
+                        return Err(RedisError::from((
+                            ErrorKind::InvalidClientConfig,
+                            "unsupported Redis address",
+                        )));
+                    }
+                };
+                Wire::connect(addr, None, info.redis_settings(), until, t.max_reply)?
             }
             Dialer::Tls {
                 host,
                 port,
                 settings,
                 tls,
-            } => Link::Tls(Box::new(TlsConnection::connect(
-                tls,
-                host,
-                *port,
+            } => Wire::connect(
+                Address::Tcp(host, *port),
+                Some(tls),
                 settings,
-                Instant::now() + wait,
-            )?)),
+                until,
+                t.max_reply,
+            )?,
         };
-        con.set_read_timeout(t.read)?;
-        con.set_write_timeout(t.write)?;
-        Ok(Conn { con, read: t.read })
+        Ok(con)
     }
 
-    /// Runs `request` on a pooled (or new) connection, within `deadline`.
+    /// Runs `request` (whose replies are each at most the pool's
+    /// `max_reply` bytes) on a pooled (or new) connection, within
+    /// `deadline`. See [`query_capped`](Self::query_capped).
+    pub(crate) fn query<T>(
+        &self,
+        deadline: Instant,
+        request: impl Fn(&mut dyn ConnectionLike) -> Result<T, RedisError>,
+    ) -> Result<T, RedisError> {
+        self.query_capped(deadline, self.timeouts.max_reply, request)
+    }
+
+    /// Runs `request` on a pooled (or new) connection, within `deadline`;
+    /// a reply larger than `max_reply` bytes fails the call (the
+    /// connection is dropped).
     ///
     /// When a *pooled* connection turns out to be dead (Redis restarted
     /// since it was opened) and the failure is not a timeout, every idle
     /// connection is dropped and the request is sent once more on a fresh
     /// connection, if the budget allows. Timeouts are never retried.
-    pub(crate) fn query<T>(
+    pub(crate) fn query_capped<T>(
         &self,
         deadline: Instant,
+        max_reply: usize,
         request: impl Fn(&mut dyn ConnectionLike) -> Result<T, RedisError>,
     ) -> Result<T, RedisError> {
         let pooled = self
@@ -441,10 +434,10 @@ impl Pool {
             Some(c) => c,
             None => self.connect(deadline)?,
         };
-        match self.run(conn, deadline, &request) {
-            Err(e) if was_pooled && is_stale(&e) => {
+        match self.run(conn, deadline, max_reply, &request) {
+            Err(e) if was_pooled && is_stale(&e) && !is_reply_too_large(&e) => {
                 self.clear();
-                self.run(self.connect(deadline)?, deadline, &request)
+                self.run(self.connect(deadline)?, deadline, max_reply, &request)
             }
             other => other,
         }
@@ -452,20 +445,17 @@ impl Pool {
 
     fn run<T>(
         &self,
-        mut conn: Conn,
+        mut conn: Wire,
         deadline: Instant,
+        max_reply: usize,
         request: &impl Fn(&mut dyn ConnectionLike) -> Result<T, RedisError>,
     ) -> Result<T, RedisError> {
         let result = match remaining(deadline) {
             Ok(left) => {
-                let read = self.timeouts.read.min(left);
-                // One setsockopt, only when the budget is shorter than the
-                // read timeout (after a connect) or was shortened before.
-                if read != conn.read {
-                    conn.con.set_read_timeout(read)?;
-                    conn.read = read;
-                }
-                request(conn.con.inner())
+                // Every read and write of the call waits at most what is
+                // left of the call's budget (and of the read timeout).
+                conn.arm(Instant::now() + self.timeouts.read.min(left), max_reply);
+                request(&mut conn)
             }
             Err(e) => {
                 // Nothing was sent: the connection is as good as before.
@@ -484,7 +474,7 @@ impl Pool {
         result
     }
 
-    fn give_back(&self, conn: Conn) {
+    fn give_back(&self, conn: Wire) {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         if idle.len() < self.max_idle {
             idle.push(conn);

@@ -22,7 +22,15 @@
 //!   after a `MOVED` or after a master failed (its slots may have moved to
 //!   a promoted replica).
 //! * `MOVED` is followed once, to the node it names (and that slot is
-//!   patched in the map at once); `ASK` once, with `ASKING` first.
+//!   patched in the map at once); `ASK` once, with `ASKING` first — but
+//!   only to a node already known (a seed, or a master `CLUSTER SLOTS`
+//!   named). A redirect to any other host is not followed: the call fails
+//!   (counted in `RedisStats::unknown_redirects`) and the map is reloaded,
+//!   so a node that really joined is used once the cluster lists it.
+//!   Credentials therefore go only to the seeds and the masters the slot
+//!   map names (with `rediss+cluster://`, each after its certificate
+//!   verified for its address), and redirects cannot grow the set of
+//!   nodes; a slot map naming more than 1000 masters is refused.
 //! * A frozen master's breaker opens after `threshold` failures; its
 //!   sessions are then instant misses while the other masters are served
 //!   as before.
@@ -45,6 +53,16 @@ pub(crate) const REFRESH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Number of hash slots of a Redis Cluster.
 const SLOTS: u16 = 16384;
+
+/// The largest `CLUSTER SLOTS` reply read: about 100 bytes per slot range
+/// and node, so room for thousands of masters and replicas, and a bound on
+/// what a hostile node can make the store read.
+const SLOTS_REPLY_MAX: usize = 4 << 20;
+
+/// Most masters a slot map may name (Redis Cluster's own recommended
+/// maximum is 1000 nodes): a bound on the pools a `CLUSTER SLOTS` reply
+/// can make.
+const MAX_MASTERS: usize = 1000;
 
 /// Circuit breaker settings, one breaker per master.
 #[derive(Debug, Clone, Copy)]
@@ -206,15 +224,25 @@ impl Cluster {
         Ok(node)
     }
 
-    /// The node a `MOVED`/`ASK` names (`host:port`).
+    /// The node a `MOVED`/`ASK` names (`host:port`), if it is known: a
+    /// seed or a master of the slot map. A redirect is never a reason to
+    /// connect to (and send the credentials to) a new host, nor to grow the
+    /// set of nodes: an unknown target fails the call (the map is reloaded
+    /// at the next occasion, and the node is used once `CLUSTER SLOTS`
+    /// names it).
     fn node_at(&self, addr: &str) -> Result<Arc<Node>, RedisError> {
-        let parsed = addr
-            .rsplit_once(':')
-            .and_then(|(h, p)| p.parse::<u16>().ok().map(|p| (h, p)));
-        match parsed {
-            Some((host, port)) => self.node(host, port),
-            None => Err(routing_error("bad redirect address", addr.to_string())),
-        }
+        let known = self
+            .nodes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(addr)
+            .cloned();
+        known.ok_or_else(|| {
+            routing_error(
+                "redirect to a node not in the slot map, not followed",
+                addr.to_string(),
+            )
+        })
     }
 
     fn current_map(&self) -> Arc<SlotMap> {
@@ -276,7 +304,11 @@ impl Cluster {
         node.breaker.success();
         let target = match self.node_at(&addr) {
             Ok(t) => t,
-            Err(e) => return settle(&node.breaker, counters, budget, Err(e)),
+            Err(e) => {
+                self.mark_stale();
+                bump(&counters.unknown_redirects);
+                return settle(&node.breaker, counters, budget, Err(e));
+            }
         };
         if !asking {
             self.patch(slot, &target);
@@ -341,7 +373,7 @@ impl Cluster {
         };
         let outcome = node.and_then(|node| {
             through(&node.breaker, counters, budget, || {
-                let reply: Value = node.pool.query(deadline, |con| {
+                let reply: Value = node.pool.query_capped(deadline, SLOTS_REPLY_MAX, |con| {
                     redis::cmd("CLUSTER").arg("SLOTS").query(con)
                 })?;
                 self.parse_slots(&node, reply)
@@ -421,7 +453,8 @@ impl Cluster {
             .addr
             .rsplit_once(':')
             .map_or(asked.addr.as_str(), |(h, _)| h);
-        let mut ranges = Vec::with_capacity(entries.len());
+        let mut ranges = Vec::with_capacity(entries.len().min(usize::from(SLOTS)));
+        let mut masters: Vec<Arc<Node>> = Vec::new();
         for entry in entries {
             let Value::Array(fields) = entry else {
                 return Err(bad("entry not an array"));
@@ -454,7 +487,14 @@ impl Cluster {
             if start > end || end >= SLOTS {
                 return Err(bad("slot range"));
             }
-            ranges.push((start, end, self.node(&host, port)?));
+            let node = self.node(&host, port)?;
+            if !masters.iter().any(|m| Arc::ptr_eq(m, &node)) {
+                masters.push(Arc::clone(&node));
+                if masters.len() > MAX_MASTERS {
+                    return Err(bad("more masters than a cluster can have"));
+                }
+            }
+            ranges.push((start, end, node));
         }
         if ranges.is_empty() {
             return Err(bad("no slots assigned"));

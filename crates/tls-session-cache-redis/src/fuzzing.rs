@@ -10,10 +10,19 @@ use tls_session_cache::{SessionKey, StoredSession, decode_with_limit};
 use crate::keyring::KeyRing;
 use crate::{seal, value};
 
-/// Seal version 1: the plaintext is the full core envelope.
+/// Seal version 1: the full core envelope, random nonce.
 pub const SEAL_V1: u8 = seal::SEAL_V1;
-/// Seal version 2: the plaintext is the key-less envelope.
+/// Seal version 2: the key-less envelope, random nonce.
 pub const SEAL_V2: u8 = seal::SEAL_V2;
+/// Seal version 3: the key-less envelope, per-value derived key.
+pub const SEAL_V3: u8 = seal::SEAL_V3;
+/// Seal version 4: the full core envelope, per-value derived key.
+pub const SEAL_V4: u8 = seal::SEAL_V4;
+
+/// Whether seal `version`'s plaintext is the key-less envelope.
+pub fn is_stripped(version: u8) -> bool {
+    seal::is_stripped(version)
+}
 
 /// Opens a value read from `redis_key`: its seal version and plaintext, or
 /// why it did not open.
@@ -23,7 +32,7 @@ pub fn open(ring: &KeyRing, redis_key: &[u8], sealed: &[u8]) -> Result<(u8, Vec<
         .map_err(|e| e.to_string())
 }
 
-/// Seals `plain` as seal `version` (1 or 2) for `redis_key` with the ring's
+/// Seals `plain` as seal `version` (1 to 4) for `redis_key` with the ring's
 /// current key.
 pub fn seal(ring: &KeyRing, version: u8, redis_key: &[u8], plain: &[u8]) -> Vec<u8> {
     seal::seal(ring, version, redis_key, plain).expect("AES-256-GCM with a 32-byte key")
@@ -39,7 +48,7 @@ pub fn restore(stripped: &[u8], key: &SessionKey) -> Result<Vec<u8>, String> {
     value::restore(stripped, key).map_err(|e| e.to_string())
 }
 
-/// Open, restore (version 2) and decode a value read for `key` from
+/// Open, restore (versions 2 and 3) and decode a value read for `key` from
 /// `redis_key`, as the sealed stores do; `Ok` holds the key and session the
 /// value names (the store then requires the key to be `key`).
 pub fn open_value(
@@ -50,7 +59,7 @@ pub fn open_value(
     max_session_size: usize,
 ) -> Result<(SessionKey, StoredSession), String> {
     let (version, plain) = open(ring, redis_key, sealed)?;
-    let envelope = if version == SEAL_V2 {
+    let envelope = if is_stripped(version) {
         restore(&plain, key)?
     } else {
         plain

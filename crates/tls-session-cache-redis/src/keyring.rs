@@ -59,6 +59,31 @@ pub enum KeyRingError {
     /// The file holds no key.
     #[error("seal key file holds no key (expected lines of 64 hex characters)")]
     Empty,
+    /// The key file is readable or writable by group or others (Unix).
+    #[error(
+        "seal key file {path} is accessible to group or others (mode {mode:o}): chmod 600 it \
+         (or allow it explicitly)"
+    )]
+    Permissions {
+        /// The file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// The key file belongs to another user than the one running (and not
+    /// to root) (Unix).
+    #[error(
+        "seal key file {path} is owned by uid {owner}, not by the running user (uid {user}) \
+         or root: chown it (or allow it explicitly)"
+    )]
+    Owner {
+        /// The file.
+        path: PathBuf,
+        /// The file's owner.
+        owner: u32,
+        /// The running (effective) user.
+        user: u32,
+    },
     /// The random number generator failed.
     #[error("cannot generate a random seal key: {0}")]
     Random(#[source] openssl::error::ErrorStack),
@@ -165,28 +190,62 @@ impl KeyRing {
         Ok(iter.fold(KeyRing::new(current), |ring, (k, _)| ring.with_older(k)))
     }
 
-    /// Reads and parses a key file (see [`parse`](Self::parse)). Warns
-    /// through `log` when the file is readable by group or others.
+    /// Reads and parses a key file (see [`parse`](Self::parse)).
+    ///
+    /// On Unix the file must be private: **refused** when group or others
+    /// have any permission on it ([`KeyRingError::Permissions`]; `chmod
+    /// 600`), or when it is owned by neither the running user nor root
+    /// ([`KeyRingError::Owner`]; someone else could rewrite the keys). The
+    /// owner check needs `/proc/self` (Linux); elsewhere only the mode is
+    /// checked. [`from_file_allow_shared`](Self::from_file_allow_shared)
+    /// accepts such a file with a warning.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, KeyRingError> {
-        let path = path.as_ref();
+        Self::read_file(path.as_ref(), false)
+    }
+
+    /// Like [`from_file`](Self::from_file), but a file accessible to group
+    /// or others, or owned by another user, is only warned about (through
+    /// `log`). For key files shared on purpose (a group-readable secret
+    /// mount, say); prefer a private file.
+    pub fn from_file_allow_shared(path: impl AsRef<Path>) -> Result<Self, KeyRingError> {
+        Self::read_file(path.as_ref(), true)
+    }
+
+    fn read_file(path: &Path, allow_shared: bool) -> Result<Self, KeyRingError> {
         let io = |source| KeyRingError::Io {
             path: path.to_path_buf(),
             source,
         };
-        let text = std::fs::read_to_string(path).map_err(io)?;
         #[cfg(unix)]
         {
-            use std::os::unix::fs::PermissionsExt;
-            if let Ok(meta) = std::fs::metadata(path)
-                && meta.permissions().mode() & 0o077 != 0
-            {
-                log::warn!(
-                    "seal key file {} is readable by group or others (mode {:o}); chmod 600 it",
-                    path.display(),
-                    meta.permissions().mode() & 0o777
-                );
+            use std::os::unix::fs::{MetadataExt, PermissionsExt};
+            let meta = std::fs::metadata(path).map_err(io)?;
+            let mode = meta.permissions().mode() & 0o777;
+            let problem = if mode & 0o077 != 0 {
+                Some(KeyRingError::Permissions {
+                    path: path.to_path_buf(),
+                    mode,
+                })
+            } else {
+                // /proc/self belongs to the process's effective user.
+                match std::fs::metadata("/proc/self") {
+                    Ok(me) if meta.uid() != me.uid() && meta.uid() != 0 => {
+                        Some(KeyRingError::Owner {
+                            path: path.to_path_buf(),
+                            owner: meta.uid(),
+                            user: me.uid(),
+                        })
+                    }
+                    _ => None,
+                }
+            };
+            match problem {
+                Some(e) if allow_shared => log::warn!("{e}; allowed explicitly"),
+                Some(e) => return Err(e),
+                None => {}
             }
         }
+        let text = std::fs::read_to_string(path).map_err(io)?;
         Self::parse(&text)
     }
 

@@ -12,13 +12,16 @@
 //! | `seal` | AES-256-GCM over the core envelope (format below) |
 //! | `value` | the key-less envelope sealed as seal version 2 |
 //! | [`naming`] | Redis key names (compact and previous format), [`KeyFormat`], [`RedisKey`], the cluster hash-slot scheme |
+//! | [`replay`] | names this server consumed or removed, refused if their old values come back |
 //! | `breaker` | the circuit breaker ([`CircuitState`]) |
 //! | `backend` | connections to one server (plain or TLS), the idle pool, the call deadline; [`AccessDenied`] |
+//! | `wire` | one connection (TCP, Unix, TLS): reads under the call's deadline and a byte budget, bounded set-up |
 //! | [`target`] | store URLs (standalone, Cluster, Sentinel; `rediss…` for TLS), [`redact_url`] |
 //! | [`tls`] | [`TlsOptions`]: TLS to Redis on rust-openssl, every step under the deadline |
 //! | `sentinel` | the master Redis Sentinel names, followed through failovers |
 //! | `cluster` | Redis Cluster slot routing, a pool and a breaker per master |
 //! | `writer` | the optional write-behind thread |
+//! | `capped` | the async connection's read budget (feature `tokio`) |
 //! | [`asynchronous`] | [`AsyncRedisStore`] for tokio (feature `tokio`) |
 //! | [`stats`] | [`RedisStats`] |
 //!
@@ -37,18 +40,26 @@
 //!
 //! # Sealing
 //!
-//! Values are sealed with AES-256-GCM under the [`KeyRing`]'s current key:
-//! `[seal version][key id][12-byte nonce][ciphertext][16-byte tag]`. Seal
-//! version 2 (written under compact names) encrypts the core envelope
-//! ([`tls_session_cache::encode`]) *without* its magic and its context and
-//! id, which the name already says; version 1 (what earlier versions
-//! wrote, still read) encrypts the full envelope. The version, the key id
-//! and the Redis key are associated data, so a value copied to another key
-//! fails to open; the expiry is inside the sealed envelope and re-checked
-//! on every read, so raising a key's TTL in Redis cannot lengthen a
-//! session's life. After opening, the session's key (its protocol
-//! included) must equal the key asked for. A store without a key ring does
-//! not build unless [`RedisStoreBuilder::insecure_plaintext`] is chosen
+//! Values are sealed with AES-256-GCM under a key derived for each value
+//! from the [`KeyRing`]'s current key (HKDF-SHA256 with a random 192-bit
+//! salt stored in the value): `[seal version][key id][24-byte salt]
+//! [ciphertext][16-byte tag]`. Seal version 3 (written under compact names)
+//! encrypts the core envelope ([`tls_session_cache::encode`]) *without* its
+//! magic and its context and id, which the name already says; version 4
+//! the full envelope (layouts the compact form cannot shorten). Versions 1
+//! and 2 — the same plaintexts under random 96-bit nonces and the ring key
+//! itself, what earlier versions wrote — are still read, and written under
+//! previous-format names or with [`RedisStoreBuilder::legacy_seal`]. Per-
+//! value keys lift the AES-GCM limit of about 2^32 seals per key that random
+//! nonces put on a whole fleet (see `docs/security.md`). The version, the
+//! key id and the Redis key are associated data, so a value copied to
+//! another key fails to open; the expiry is inside the sealed envelope and
+//! re-checked on every read, so raising a key's TTL in Redis cannot
+//! lengthen a session's life. After opening, the session's key (its
+//! protocol included) must equal the key asked for; a value found under a
+//! name this server consumed or removed is refused ([`replay`]). A store
+//! without a key ring does not build unless
+//! [`RedisStoreBuilder::insecure_plaintext`] is chosen
 //! (plaintext values are the full core envelope).
 //!
 //! What a session costs Redis (7.0, jemalloc, 100 000 sessions of 131 B
@@ -86,6 +97,13 @@
 //! binding treats as a miss. In a Redis Cluster each master has its own
 //! pool and breaker, so a dead or frozen master's sessions become instant
 //! misses while the other shards are served as before.
+//!
+//! Whatever Redis answers, the budget holds: it covers name resolution,
+//! connecting, TLS, `AUTH` and every read and write (a Redis that drips
+//! bytes costs one budget, counted as a timeout), and a reply larger than a
+//! session can be (`max_session_size` plus 512 bytes, twice for an `MGET`)
+//! is refused before it is read whole, its connection dropped
+//! ([`RedisStats::oversize_replies`]). See `docs/security.md`.
 //!
 //! Measured in this crate's tests: a killed Redis costs a lookup about
 //! 1 ms (connection refused), then microseconds while the circuit is
@@ -139,12 +157,15 @@
 pub mod asynchronous;
 mod backend;
 mod breaker;
+#[cfg(feature = "tokio")]
+mod capped;
 mod cluster;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod keyring;
 pub mod naming;
 mod ratelimit;
+pub mod replay;
 mod seal;
 mod sentinel;
 pub mod stats;
@@ -153,6 +174,7 @@ pub mod target;
 pub mod tiered;
 pub mod tls;
 mod value;
+mod wire;
 mod writer;
 
 #[cfg(feature = "tokio")]

@@ -15,6 +15,8 @@ pub(crate) const INTERVAL: Duration = Duration::from_secs(10);
 pub(crate) struct Limiter {
     /// When a line was last let through, and how many were suppressed since.
     state: Mutex<(Option<Instant>, u64)>,
+    /// Every line suppressed so far.
+    total_suppressed: std::sync::atomic::AtomicU64,
 }
 
 impl Limiter {
@@ -26,6 +28,8 @@ impl Limiter {
         match g.0 {
             Some(last) if now.duration_since(last) < INTERVAL => {
                 g.1 += 1;
+                self.total_suppressed
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 None
             }
             _ => {
@@ -33,6 +37,12 @@ impl Limiter {
                 Some(std::mem::take(&mut g.1))
             }
         }
+    }
+
+    /// Lines suppressed since the limiter was made.
+    pub(crate) fn suppressed(&self) -> u64 {
+        self.total_suppressed
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 

@@ -52,6 +52,20 @@ pub struct RedisStats {
     pub auth_errors: u64,
     /// Sentinel only: times the master's address changed (failovers seen).
     pub master_changes: u64,
+    /// Replies refused because they were larger than a session can be
+    /// (`max_session_size` plus the envelope and seal); the connection was
+    /// dropped before the reply was read whole.
+    pub oversize_replies: u64,
+    /// Cluster only: `MOVED`/`ASK` redirects to a host that is neither a
+    /// seed nor in the slot map, not followed (no connection, no
+    /// credentials sent there).
+    pub unknown_redirects: u64,
+    /// Values refused because this server consumed (`take`) or removed
+    /// that session before: an old value written back into Redis.
+    pub replays: u64,
+    /// Warnings about unusable values (corrupt, unknown key, replayed) not
+    /// logged because one was logged less than 10 s before.
+    pub suppressed_warnings: u64,
 }
 
 impl RedisStats {
@@ -90,6 +104,16 @@ impl RedisStats {
                 "redis_dropped_writes_total",
                 "Write-behind sessions dropped because the queue was full.",
                 self.dropped_writes,
+            ),
+            Metric::counter(
+                "redis_oversize_replies_total",
+                "Redis replies refused (and their connection dropped) for being larger than a session can be.",
+                self.oversize_replies,
+            ),
+            Metric::counter(
+                "redis_replays_total",
+                "Redis values refused because this server consumed or removed that session before.",
+                self.replays,
             ),
             Metric::gauge(
                 "redis_queued_writes",
@@ -146,6 +170,13 @@ pub(crate) struct Counters {
     pub(crate) tls_errors: AtomicU64,
     pub(crate) auth_errors: AtomicU64,
     pub(crate) master_changes: AtomicU64,
+    pub(crate) oversize_replies: AtomicU64,
+    pub(crate) unknown_redirects: AtomicU64,
+    pub(crate) replays: AtomicU64,
+    /// Rate limit of the warnings about values read (corrupt, unknown key,
+    /// replayed, oversize): a Redis writer could otherwise make every
+    /// lookup log a line.
+    pub(crate) value_warning: Limiter,
     /// Rate limits of the warnings for TLS and credential failures.
     pub(crate) tls_warning: Limiter,
     pub(crate) auth_warning: Limiter,
@@ -183,6 +214,10 @@ impl Counters {
             tls_errors: self.tls_errors.load(Relaxed),
             auth_errors: self.auth_errors.load(Relaxed),
             master_changes: self.master_changes.load(Relaxed),
+            oversize_replies: self.oversize_replies.load(Relaxed),
+            unknown_redirects: self.unknown_redirects.load(Relaxed),
+            replays: self.replays.load(Relaxed),
+            suppressed_warnings: self.value_warning.suppressed(),
         }
     }
 }
@@ -207,6 +242,6 @@ mod tests {
                 (Some(("state", "half_open")), 0)
             ]
         );
-        assert_eq!(m.len(), 10);
+        assert_eq!(m.len(), 12);
     }
 }

@@ -16,7 +16,7 @@ use crate::keyring::KeyRing;
 use crate::naming::{
     DEFAULT_PREFIX, KeyFormat, RedisKey, previous_redis_key, redis_key, valid_prefix,
 };
-use crate::seal::{OpenError, SEAL_V1, SEAL_V2, open, seal};
+use crate::seal::{OpenError, SEAL_V1, SEAL_V2, SEAL_V3, SEAL_V4, is_stripped, open, seal};
 use crate::sentinel::Sentinel;
 use crate::stats::{Counters, RedisStats, bump};
 use crate::target::{self, Topology, redact_url};
@@ -142,6 +142,8 @@ pub struct RedisStoreBuilder {
     clock: Arc<dyn Clock>,
     write_format: KeyFormat,
     read_previous: bool,
+    legacy_seal: bool,
+    replay_memory: usize,
 }
 
 impl std::fmt::Debug for RedisStoreBuilder {
@@ -303,6 +305,33 @@ impl RedisStoreBuilder {
         self
     }
 
+    /// How many consumed or removed session names this store remembers
+    /// (default 65 536, about 2.5 MiB; 0 turns the check off), so that a
+    /// value written back into Redis under one of them is refused: a TLS
+    /// 1.3 ticket this server took (`GETDEL`) is remembered until its
+    /// sealed expiry, a removed session for 7 days or until this store
+    /// `put`s under its name again. Refusals are misses counted in
+    /// [`RedisStats::replays`]. Per server and in memory: see the
+    /// [`replay`](crate::replay) module for what it does not cover.
+    pub fn replay_memory(mut self, entries: usize) -> Self {
+        self.replay_memory = entries;
+        self
+    }
+
+    /// Seal values as version 2 (AES-256-GCM, random 96-bit nonces under
+    /// the ring's key), which servers of the previous release open, instead
+    /// of version 3 (a key derived per value; see the crate docs) — **off
+    /// by default**. Turn it on for the first step of a rolling upgrade
+    /// (every server to this version with `legacy_seal(true)`, then every
+    /// server without it), so that servers not yet upgraded keep resuming
+    /// the sessions upgraded ones store. Every version is read either way.
+    /// Version 2 puts the AES-GCM limit of about 2^32 values per key on the
+    /// whole fleet: do not leave it on.
+    pub fn legacy_seal(mut self, on: bool) -> Self {
+        self.legacy_seal = on;
+        self
+    }
+
     #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
     pub(crate) fn connect_timeout_value(&self) -> Duration {
         self.timeouts.connect
@@ -347,7 +376,8 @@ impl RedisStoreBuilder {
         if self.write_format == KeyFormat::Previous && !self.read_previous {
             return Err(BuildError::PreviousFormatUnread);
         }
-        let t = self.timeouts;
+        let mut t = self.timeouts;
+        t.max_reply = max_reply(self.max_session_size);
         if t.connect.is_zero() || t.read.is_zero() || t.write.is_zero() {
             return Err(BuildError::ZeroTimeout);
         }
@@ -446,9 +476,29 @@ impl RedisStoreBuilder {
             budget: t.budget(),
             write_format: self.write_format,
             read_previous: self.read_previous,
+            legacy_seal: self.legacy_seal,
+            replay: crate::replay::Memory::new(self.replay_memory),
         });
         Ok((shared, endpoints))
     }
+}
+
+/// Bytes a stored value may take beyond its session's DER: the core
+/// envelope's fields (magic, version, flags, context and id with their
+/// lengths, expiry, length: under 100 bytes) and the seal's header, salt and
+/// tag (under 64), rounded up generously.
+pub(crate) const VALUE_OVERHEAD: usize = 512;
+
+/// The largest reply a session call reads (see `wire`): two values (the
+/// `MGET` of a TLS 1.2 lookup with the previous-format fallback) of at
+/// most `max_session_size` plus [`VALUE_OVERHEAD`], and RESP framing.
+/// Anything larger is refused before it is read whole, and its connection
+/// dropped; a `max_session_size` of 10 KiB gives 21 KiB.
+pub(crate) fn max_reply(max_session_size: usize) -> usize {
+    max_session_size
+        .saturating_add(VALUE_OVERHEAD)
+        .saturating_mul(2)
+        .saturating_add(256)
 }
 
 /// Why a value read from Redis cannot be used. No kind is deleted:
@@ -506,6 +556,11 @@ pub(crate) struct Shared {
     write_format: KeyFormat,
     /// Whether TLS 1.2 `get`s fall back to previous-format names.
     read_previous: bool,
+    /// Whether values are sealed as version 2 (random nonces under the
+    /// ring's key) rather than 3 (per-value keys).
+    legacy_seal: bool,
+    /// Names this store consumed or removed (see `replay`).
+    replay: crate::replay::Memory,
 }
 
 impl Shared {
@@ -557,6 +612,12 @@ impl Shared {
 
     /// Closes the store's breaker (the async store, after Sentinel named a
     /// new master).
+    /// The largest reply a session call reads (see [`max_reply`]).
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn max_reply(&self) -> usize {
+        max_reply(self.max_session_size)
+    }
+
     #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
     pub(crate) fn reset_breaker(&self) {
         self.breaker.reset();
@@ -665,9 +726,16 @@ impl Shared {
                     Name::Current => value::strip(&envelope, key),
                     Name::Previous => None,
                 };
+                // Previous-format names are read by servers of that era:
+                // version 1, which they open. Otherwise per-value keys,
+                // unless `legacy_seal` keeps a rolling upgrade readable.
+                let (short, full) = match (name, self.legacy_seal) {
+                    (Name::Previous, _) | (_, true) => (SEAL_V2, SEAL_V1),
+                    (Name::Current, false) => (SEAL_V3, SEAL_V4),
+                };
                 match compact {
-                    Some(stripped) => seal(ring, SEAL_V2, redis_key, &stripped),
-                    None => seal(ring, SEAL_V1, redis_key, &envelope),
+                    Some(stripped) => seal(ring, short, redis_key, &stripped),
+                    None => seal(ring, full, redis_key, &envelope),
                 }
                 .map_err(|e| StoreError::Backend(Box::new(e)))
             }
@@ -691,7 +759,7 @@ impl Shared {
                     OpenError::UnknownKey(_) => Unusable::UnknownKey(e.to_string()),
                     _ => corrupt(&e),
                 })?;
-                if opened.version == SEAL_V2 {
+                if is_stripped(opened.version) {
                     value::restore(&opened.plain, key).map_err(|e| corrupt(&e))?
                 } else {
                     opened.plain
@@ -732,11 +800,19 @@ impl Shared {
 /// * Values are sealed (see the [sealing](crate#sealing) section). A value
 ///   that does not open or decode, or holds another key's session, is
 ///   counted in [`RedisStats::corrupt`] and `errors` and looked up as a
-///   **miss: `Ok(None)`**, not an error; it is left in Redis to expire
-///   with its TTL (it may be sealed under a newer key whose one-byte id
-///   equals one of ours, which other servers can open). A value sealed
+///   **miss: `Ok(None)`**, not an error. A `get` leaves it in Redis to
+///   expire with its TTL (it may be sealed under a newer key whose one-byte
+///   id equals one of ours, which other servers can open). A value sealed
 ///   under a key id the ring does not know is a miss counted in
-///   [`RedisStats::unknown_key`], also left in place.
+///   [`RedisStats::unknown_key`], also left in place by `get`. A `take`
+///   consumes whatever it finds (`GETDEL` removes the value before the
+///   store can try to open it — that is what makes single use atomic
+///   across the fleet), so a ticket sealed under a key this server lacks
+///   is consumed and missed here rather than resumed elsewhere: roll new
+///   keys out as older ones first (see [`KeyRing`]).
+/// * A value found under a name this store consumed (`take`) or removed
+///   before is refused as a replay (see
+///   [`replay_memory`](RedisStoreBuilder::replay_memory)).
 /// * Every error is a failure of Redis (down, timeout, circuit open); the
 ///   caller treats it as a miss. No call takes longer than the largest of
 ///   the connect, read and write timeouts (plus scheduling), standalone or
@@ -782,6 +858,7 @@ impl RedisStore {
                 connect: Self::DEFAULT_TIMEOUT,
                 read: Self::DEFAULT_TIMEOUT,
                 write: Self::DEFAULT_TIMEOUT,
+                max_reply: 0,
             },
             max_idle: 16,
             breaker_threshold: 5,
@@ -792,6 +869,8 @@ impl RedisStore {
             clock: Arc::new(SystemClock),
             write_format: KeyFormat::Compact,
             read_previous: true,
+            legacy_seal: false,
+            replay_memory: crate::replay::DEFAULT_CAPACITY,
         }
     }
 
@@ -1008,7 +1087,28 @@ impl Shared {
                     delete: !consumed,
                 }
             }
+            Ok(_) if self.replay.refuses(rkey, self.clock.now()) => {
+                // This server consumed or removed this name: an old value
+                // written back. (A take already consumed it again.)
+                bump(&c.replays);
+                bump(&c.misses);
+                if let Some(n) = c.value_warning.admit() {
+                    log::warn!(
+                        "redis session store: {rkey} holds a session this server already \
+                         consumed or removed (written back into Redis?): refused ({n} more \
+                         warnings about values since the last; counted in redis.replays)"
+                    );
+                }
+                Found {
+                    session: None,
+                    delete: false,
+                }
+            }
             Ok(session) => {
+                if consumed {
+                    self.replay
+                        .remember(rkey, session.expires, self.clock.now());
+                }
                 bump(&c.hits);
                 if name == Name::Previous {
                     bump(&c.fallback_hits);
@@ -1036,13 +1136,19 @@ impl Shared {
             Err(Unusable::UnknownKey(why)) => {
                 bump(&c.unknown_key);
                 bump(&c.misses);
-                log::warn!("redis session store: cannot open {rkey}: {why}");
+                if let Some(n) = c.value_warning.admit() {
+                    log::warn!(
+                        "redis session store: cannot open {rkey}: {why} ({n} more warnings \
+                         about values since the last; counted in redis.unknown_key)"
+                    );
+                }
                 Found {
                     session: None,
                     delete: false,
                 }
             }
-            // Not deleted: a value that fails to open here may open on
+            // Not deleted by a get (a take has consumed it already, see
+            // `RedisStore`'s docs): a value that fails to open here may open on
             // another server (sealed under a key we lack whose one-byte id
             // equals one of ours), and deleting it would drop it for the
             // whole fleet. A tampered value is a miss on every read and
@@ -1051,7 +1157,12 @@ impl Shared {
                 bump(&c.corrupt);
                 bump(&c.errors);
                 bump(&c.misses);
-                log::warn!("redis session store: unusable value at {rkey} (left to expire): {why}");
+                if let Some(n) = c.value_warning.admit() {
+                    log::warn!(
+                        "redis session store: unusable value at {rkey} (left to expire): {why} \
+                         ({n} more warnings about values since the last; counted in redis.corrupt)"
+                    );
+                }
                 Found {
                     session: None,
                     delete: false,
@@ -1096,6 +1207,8 @@ impl Shared {
             Name::Previous => previous_redis_key(&self.prefix, key),
         };
         let px = (session.expires - now).saturating_mul(1000);
+        // This server stores a session under the name: no longer a replay.
+        self.replay.forget(&rkey);
         let value = self.seal(&rkey, key, session, name)?;
         Ok(PutPlan::Set(Job {
             key: rkey,
@@ -1138,6 +1251,19 @@ impl Shared {
     /// Counts a removal that found a value.
     pub(crate) fn count_removal(&self) {
         bump(&self.counters.removals);
+    }
+
+    /// `remove` of `names` went through: a value found under them later is
+    /// an old one written back (see `replay`).
+    pub(crate) fn note_removal(&self, names: &[RedisKey]) {
+        let now = self.clock.now();
+        for name in names {
+            self.replay.remember(
+                name,
+                now.saturating_add(crate::replay::REMOVED_HORIZON),
+                now,
+            );
+        }
     }
 
     /// The prefix, for `Debug`.
@@ -1210,7 +1336,9 @@ impl SessionStore for RedisStore {
     }
 
     fn remove(&self, key: &SessionKey) -> Result<bool, StoreError> {
-        let removed = self.delete(&self.shared.all_names(key))?;
+        let names = self.shared.all_names(key);
+        let removed = self.delete(&names)?;
+        self.shared.note_removal(&names);
         if removed {
             self.shared.count_removal();
         }

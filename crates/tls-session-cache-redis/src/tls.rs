@@ -8,8 +8,9 @@
 //! completes the TCP handshake — holds a handshake callback forever. Here
 //! every step (TCP connect, TLS handshake, `AUTH`, `SELECT`, each command)
 //! runs under the call's deadline, as for plain TCP. Commands are still
-//! redis-rs's: `TlsConnection` implements its `ConnectionLike`, and
-//! replies are read with its parser.
+//! redis-rs's: the connection (`wire`) implements its `ConnectionLike`, and
+//! replies are read with its parser under the call's deadline and a byte
+//! budget.
 //!
 //! Verification: the server's certificate must chain to the CA file given
 //! ([`TlsOptions::ca_file`], which *replaces* the system roots) or, without
@@ -18,17 +19,13 @@
 //! SANs), or [`TlsOptions::server_name`] when given. SNI carries that name
 //! (not sent for an IP address, as RFC 6066 requires). TLS 1.2 at least.
 
-use std::io::{self, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::io;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
-use openssl::ssl::{HandshakeError, SslConnector, SslMethod, SslStream, SslVerifyMode, SslVersion};
+use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode, SslVersion};
 use openssl::x509::X509;
 use openssl::x509::store::X509StoreBuilder;
-use redis::{ConnectionLike, ErrorKind, Parser, RedisConnectionInfo, RedisError, Value};
-
-use crate::backend::remaining;
+use redis::{ErrorKind, RedisError};
 
 /// TLS settings of a `rediss://` store. Without any, the server's
 /// certificate is checked against the system roots.
@@ -259,172 +256,4 @@ pub(crate) fn handshake_failure(
 /// Whether `e` is a failed TLS handshake.
 pub(crate) fn is_handshake_failure(e: &RedisError) -> bool {
     e.kind() == ErrorKind::Io && e.to_string().starts_with(HANDSHAKE_FAILED)
-}
-
-/// A blocking TLS connection to one Redis server.
-pub(crate) struct TlsConnection {
-    stream: SslStream<TcpStream>,
-    parser: Parser,
-    db: i64,
-    open: bool,
-}
-
-impl TlsConnection {
-    /// TCP connect, TLS handshake, `AUTH` and `SELECT`, all before `deadline`.
-    pub(crate) fn connect(
-        tls: &Tls,
-        host: &str,
-        port: u16,
-        settings: &RedisConnectionInfo,
-        deadline: Instant,
-    ) -> Result<TlsConnection, RedisError> {
-        let peer = format!("{host}:{port}");
-        let mut last = None;
-        let mut tcp = None;
-        for addr in (host, port).to_socket_addrs()? {
-            match TcpStream::connect_timeout(&addr, remaining(deadline)?) {
-                Ok(s) => {
-                    tcp = Some(s);
-                    break;
-                }
-                Err(e) => last = Some(e),
-            }
-        }
-        let tcp = match (tcp, last) {
-            (Some(t), _) => t,
-            (None, Some(e)) => return Err(e.into()),
-            (None, None) => {
-                return Err(RedisError::from((
-                    ErrorKind::InvalidClientConfig,
-                    "could not resolve to any addresses",
-                )));
-            }
-        };
-        tcp.set_nodelay(true)?;
-        let left = remaining(deadline)?;
-        tcp.set_read_timeout(Some(left))?;
-        tcp.set_write_timeout(Some(left))?;
-        let stream = match tls.ssl(host)?.connect(tcp) {
-            Ok(s) => s,
-            Err(HandshakeError::SetupFailure(e)) => {
-                return Err(RedisError::from(io::Error::other(e)));
-            }
-            Err(HandshakeError::Failure(mid) | HandshakeError::WouldBlock(mid)) => {
-                let verify = Some(mid.ssl().verify_result());
-                return Err(handshake_failure(&peer, mid.error(), verify));
-            }
-        };
-        let mut con = TlsConnection {
-            stream,
-            parser: Parser::new(),
-            db: settings.db(),
-            open: true,
-        };
-        con.setup(settings, deadline)?;
-        Ok(con)
-    }
-
-    /// `AUTH` and `SELECT`, as redis-rs does for its own connections.
-    fn setup(
-        &mut self,
-        settings: &RedisConnectionInfo,
-        deadline: Instant,
-    ) -> Result<(), RedisError> {
-        if let Some(password) = settings.password() {
-            self.set_read_timeout(remaining(deadline)?)?;
-            let mut auth = redis::cmd("AUTH");
-            if let Some(user) = settings.username() {
-                auth.arg(user);
-            }
-            auth.arg(password);
-            match auth.query::<()>(self) {
-                Ok(()) => {}
-                Err(e) if e.is_io_error() || e.is_timeout() => return Err(e),
-                Err(e) => {
-                    return Err(RedisError::from((
-                        ErrorKind::AuthenticationFailed,
-                        "Password authentication failed",
-                        e.code().unwrap_or("").to_string(),
-                    )));
-                }
-            }
-        }
-        if settings.db() != 0 {
-            self.set_read_timeout(remaining(deadline)?)?;
-            redis::cmd("SELECT").arg(settings.db()).query::<()>(self)?;
-        }
-        Ok(())
-    }
-
-    /// The socket's read timeout.
-    pub(crate) fn set_read_timeout(&self, t: Duration) -> Result<(), RedisError> {
-        Ok(self.stream.get_ref().set_read_timeout(Some(t))?)
-    }
-
-    /// The socket's write timeout.
-    pub(crate) fn set_write_timeout(&self, t: Duration) -> Result<(), RedisError> {
-        Ok(self.stream.get_ref().set_write_timeout(Some(t))?)
-    }
-
-    fn read_value(&mut self) -> Result<Value, RedisError> {
-        loop {
-            match self.parser.parse_value(&mut self.stream) {
-                // RESP3 pushes are not replies.
-                Ok(Value::Push { .. }) => continue,
-                Ok(v) => return Ok(v),
-                Err(e) => {
-                    self.open = false;
-                    return Err(e);
-                }
-            }
-        }
-    }
-
-    fn send(&mut self, bytes: &[u8]) -> Result<(), RedisError> {
-        let sent = self
-            .stream
-            .write_all(bytes)
-            .and_then(|()| self.stream.flush());
-        if let Err(e) = sent {
-            self.open = false;
-            return Err(e.into());
-        }
-        Ok(())
-    }
-}
-
-impl ConnectionLike for TlsConnection {
-    fn req_packed_command(&mut self, cmd: &[u8]) -> Result<Value, RedisError> {
-        self.send(cmd)?;
-        self.read_value()
-    }
-
-    fn req_packed_commands(
-        &mut self,
-        cmd: &[u8],
-        offset: usize,
-        count: usize,
-    ) -> Result<Vec<Value>, RedisError> {
-        self.send(cmd)?;
-        let mut out = Vec::with_capacity(count);
-        for i in 0..offset + count {
-            let v = self.read_value()?;
-            if i >= offset {
-                out.push(v);
-            }
-        }
-        Ok(out)
-    }
-
-    fn get_db(&self) -> i64 {
-        self.db
-    }
-
-    fn check_connection(&mut self) -> bool {
-        redis::cmd("PING").query::<String>(self).is_ok()
-    }
-
-    fn is_open(&self) -> bool {
-        self.open
-    }
 }

@@ -57,9 +57,12 @@ fn values_are_sealed_not_plaintext() {
     let s = session(Protocol::Tls12, 300);
     store.put(&key, &s).unwrap();
     let raw = raw_get(&mut redis.connection().unwrap(), &store.redis_key(&key)).unwrap();
-    assert_eq!(raw[0], 2, "seal version 2: the key-less envelope");
-    // Seal header and tag (30) + flags and times (17) + DER.
-    assert_eq!(raw.len(), 30 + 17 + s.der.len());
+    assert_eq!(
+        raw[0], 3,
+        "seal version 3: the key-less envelope, per-value key"
+    );
+    // Seal header, salt and tag (42) + flags and times (17) + DER.
+    assert_eq!(raw.len(), 42 + 17 + s.der.len());
     assert_eq!(raw[1], ring(0x42).current_key_id());
     assert!(
         !raw.windows(32).any(|w| w == &s.der[..32]),
@@ -413,9 +416,70 @@ fn key_rotation_keeps_old_sessions_and_seals_with_the_new_key() {
         ),
     )
     .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
     let from_file = tls_session_cache_redis::KeyRing::from_file(&path).unwrap();
     assert_eq!(from_file.current_key_id(), new_ring.current_key_id());
     assert_eq!(from_file.key_count(), 2);
+}
+
+#[test]
+fn a_key_file_others_can_read_or_write_is_refused_unless_allowed() {
+    use std::os::unix::fs::PermissionsExt;
+    use tls_session_cache_redis::{KeyRing, KeyRingError};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("seal.keys");
+    std::fs::write(&path, format!("{}\n", "02".repeat(32))).unwrap();
+    for mode in [0o640, 0o604, 0o620, 0o644] {
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        match KeyRing::from_file(&path) {
+            Err(KeyRingError::Permissions { mode: m, .. }) => assert_eq!(m, mode),
+            other => panic!("mode {mode:o}: {other:?}"),
+        }
+        assert!(KeyRing::from_file_allow_shared(&path).is_ok());
+    }
+    for mode in [0o600, 0o400] {
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        assert!(KeyRing::from_file(&path).is_ok(), "mode {mode:o}");
+    }
+}
+
+#[test]
+fn a_key_file_owned_by_another_user_is_refused_unless_allowed() {
+    // Needs a file owned by someone else than the running user and root:
+    // /proc/self of another process is not a regular file, so use a
+    // system file whose owner is checked first.
+    use std::os::unix::fs::MetadataExt;
+    use tls_session_cache_redis::{KeyRing, KeyRingError};
+    let me = std::fs::metadata("/proc/self").unwrap().uid();
+    if me != 0 {
+        // Not root: a file we own passes; the refusal is checked as root
+        // below (chown needs it). Our own file:
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("seal.keys");
+        std::fs::write(&path, format!("{}\n", "02".repeat(32))).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(KeyRing::from_file(&path).is_ok());
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("seal.keys");
+    std::fs::write(&path, format!("{}\n", "02".repeat(32))).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::os::unix::fs::chown(&path, Some(4242), None).unwrap();
+    assert_eq!(std::fs::metadata(&path).unwrap().uid(), 4242);
+    // Root reads any file; the check is about who could rewrite it.
+    match KeyRing::from_file(&path) {
+        Err(KeyRingError::Owner {
+            owner: 4242,
+            user: 0,
+            ..
+        }) => {}
+        other => panic!("{other:?}"),
+    }
+    assert!(KeyRing::from_file_allow_shared(&path).is_ok());
 }
 
 #[test]

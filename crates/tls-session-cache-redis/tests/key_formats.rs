@@ -42,8 +42,8 @@ fn compact_names_round_trip() {
                 assert!(name.starts_with(b"tls-session:{"), "{name}");
                 assert_eq!(name.len(), DEFAULT_PREFIX.len() + 8 + ctx.len() + id.len());
                 let raw = raw_get(&mut con, &name).expect("stored under its compact name");
-                assert_eq!(raw[0], 2, "seal version 2");
-                assert_eq!(raw.len(), 30 + 17 + s.der.len());
+                assert_eq!(raw[0], 3, "seal version 3");
+                assert_eq!(raw.len(), 42 + 17 + s.der.len());
                 assert!(!raw_exists(&mut con, &previous(&k)));
                 stored.push((k, s));
             }

@@ -7,6 +7,7 @@
 //! | [`RedisCluster`] | a Redis Cluster of N masters made with `redis-cli --cluster create` |
 //! | [`RedisSentinel`] | a master, a replica and Sentinels watching them; kill the master to fail over |
 //! | [`TestPki`] | a CA, server and client certificates (and a foreign CA) made at run time |
+//! | [`FakeRedis`] | a scripted RESP server playing a hostile or broken Redis ([`Reply`]: wrong types, huge lengths, truncated, silent, closing, dripping) |
 //! | [`hello`] | hand-built ClientHellos (invalid session-id lengths, many PSK identities) and their records |
 //! | [`Error`] | why a server could not be started; a missing `redis-server` says how to install it |
 //!
@@ -25,6 +26,7 @@
 
 mod cluster;
 mod error;
+mod fake;
 pub mod hello;
 mod pki;
 mod port;
@@ -33,6 +35,7 @@ mod server;
 
 pub use cluster::RedisCluster;
 pub use error::Error;
+pub use fake::{FakeRedis, Reply, bulk};
 pub use pki::{CertFiles, TestPki};
 pub use sentinel::RedisSentinel;
 pub use server::RedisServer;

@@ -15,6 +15,10 @@ pub struct Context {
     pub openssl: PathBuf,
     /// The example server binary.
     pub server_bin: PathBuf,
+    /// The server sends a TLS 1.3 ticket only when its store kept the
+    /// session (rustls: a refused `put` means no ticket); OpenSSL servers
+    /// send one either way. Rows with a store that refuses say so.
+    pub ticket_only_when_stored: bool,
     scratch: Scratch,
     shared: Option<(Server, Tally)>,
 }
@@ -25,6 +29,7 @@ impl Context {
         Ok(Context {
             openssl,
             server_bin,
+            ticket_only_when_stored: false,
             scratch: Scratch::create()?,
             shared: None,
         })

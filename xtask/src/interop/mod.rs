@@ -53,6 +53,9 @@ pub enum ServerKind {
     /// `tls-session-cache-frameworks`' `hyper-example`: hyper 1 +
     /// hyper-util over `AsyncSessionCache::accept`.
     Hyper,
+    /// `tls-session-cache-rustls`' `examples/rustls_server.rs`: rustls 0.23
+    /// with the cache as its session storage.
+    Rustls,
 }
 
 impl ServerKind {
@@ -64,9 +67,10 @@ impl ServerKind {
             "actix" => ServerKind::Actix,
             "axum" => ServerKind::Axum,
             "hyper" => ServerKind::Hyper,
+            "rustls" => ServerKind::Rustls,
             other => {
                 return Err(Error::Usage(format!(
-                    "`--server {other}`: expected blocking, async, actix, axum or hyper"
+                    "`--server {other}`: expected blocking, async, actix, axum, hyper or rustls"
                 )));
             }
         })
@@ -80,7 +84,15 @@ impl ServerKind {
             ServerKind::Actix => "actix",
             ServerKind::Axum => "axum",
             ServerKind::Hyper => "hyper",
+            ServerKind::Rustls => "rustls",
         }
+    }
+
+    /// Whether the server sends a TLS 1.3 ticket only when its store kept
+    /// the session: rustls sends none when `put` fails, OpenSSL sends one
+    /// that will not resume.
+    fn ticket_only_when_stored(self) -> bool {
+        self == ServerKind::Rustls
     }
 
     /// Builds the server (release) and returns its executable.
@@ -97,6 +109,9 @@ impl ServerKind {
             ServerKind::Actix => bin("actix-example"),
             ServerKind::Axum => bin("axum-example"),
             ServerKind::Hyper => bin("hyper-example"),
+            ServerKind::Rustls => {
+                cargo::build_release_example("tls-session-cache-rustls", "rustls_server")
+            }
         }
     }
 }
@@ -110,7 +125,7 @@ pub struct Options {
     pub json: Option<PathBuf>,
     /// Run only these scenarios (`--only NAME`, repeatable, comma-separated).
     pub only: Vec<String>,
-    /// `--server blocking|async`.
+    /// `--server blocking|async|actix|axum|hyper|rustls`.
     pub server: ServerKind,
     /// SKIP counts as failure (`cargo xtask test`).
     pub require_all: bool,
@@ -134,8 +149,9 @@ impl Default for Options {
 /// Help text for the interop flags.
 pub const USAGE: &str = "\
 interop [--openssl PATH] [--json FILE] [--only NAME[,NAME]]
-        [--server blocking|async|actix|axum|hyper] [--install]
-    builds the example server (release; actix, axum, hyper: the framework examples), runs openssl s_client scenarios against it and
+        [--server blocking|async|actix|axum|hyper|rustls] [--install]
+    builds the example server (release; actix, axum, hyper: the framework examples;
+    rustls: tls-session-cache-rustls' rustls_server), runs openssl s_client scenarios against it and
     prints: scenario | TLS version | expected | observed | PASS/FAIL/SKIP.
     Exit status is non-zero if any row FAILs. Missing system packages (openssl,
     libssl-dev, pkg-config; redis-server for the Redis scenarios) are installed with
@@ -212,6 +228,7 @@ pub fn run(options: &Options) -> Result<(), Error> {
             path: std::env::temp_dir().display().to_string(),
             source,
         })?;
+    ctx.ticket_only_when_stored = options.server.ticket_only_when_stored();
 
     let mut rows = Vec::new();
     for scenario in selected {
@@ -319,7 +336,7 @@ mod tests {
         assert!(Options::parse(&args(&["--bogus"])).is_err());
         assert!(Options::parse(&args(&["--json"])).is_err());
         assert!(Options::parse(&args(&["--server", "fast"])).is_err());
-        for name in ["blocking", "async", "actix", "axum", "hyper"] {
+        for name in ["blocking", "async", "actix", "axum", "hyper", "rustls"] {
             let o = Options::parse(&args(&["--server", name])).unwrap();
             assert_eq!(o.server.name(), name);
         }

@@ -79,6 +79,39 @@ impl<'a> Steps<'a> {
         saved(file)
     }
 
+    /// Like [`Steps::issue`], with a server whose store refuses sessions
+    /// (Redis down or unreachable). A server that sends a TLS 1.3 ticket
+    /// only when its store kept the session (rustls) must send none then:
+    /// its handshake is recorded under `no_ticket_label` and `Ok(false)`
+    /// returned (nothing to offer). Every other case is [`Steps::issue`],
+    /// `Ok(true)`.
+    pub fn issue_refused(
+        &mut self,
+        label: &str,
+        no_ticket_label: &str,
+        server: &Server,
+        file: &Path,
+    ) -> Result<bool, String> {
+        if !(self.ctx.ticket_only_when_stored && self.version == Version::Tls13) {
+            self.issue(label, server, file)?;
+            return Ok(true);
+        }
+        let _ = std::fs::remove_file(file);
+        let client = self.version.client(self.ctx, server.addr()).sess_out(file);
+        self.run(no_ticket_label, server, client)?;
+        match saved(file) {
+            Err(_) => Ok(false),
+            // A ticket now means the store kept the session after all
+            // (a recovered store): issued like any other.
+            Ok(()) => {
+                if let Some((_, handshakes)) = self.groups.pop() {
+                    self.push(label, handshakes);
+                }
+                Ok(true)
+            }
+        }
+    }
+
     /// A handshake with `server` offering the session saved in `file`;
     /// `true` if it was `Reused`.
     pub fn offer(&mut self, label: &str, server: &Server, file: &Path) -> Result<bool, String> {

@@ -34,6 +34,9 @@ pub struct Args {
     pub key: Option<PathBuf>,
     pub store: String,
     pub seal_key_file: Option<PathBuf>,
+    /// `--allow-shared-seal-key-file`: accept a key file others can
+    /// access, or owned by another user, with a warning.
+    pub allow_shared_seal_key_file: bool,
     pub redis_timeout: Option<Duration>,
     /// `--redis-ca`: the CA file a `rediss://` Redis's certificate must chain to.
     pub redis_ca: Option<PathBuf>,
@@ -58,7 +61,7 @@ pub fn args_or_usage(program: &str, stores: &str) -> Result<Args, ExitCode> {
         }
         eprintln!(
             "usage: {program} [--listen IP:PORT] [--cert PEM --key PEM] [--store {stores}] \
-             [--seal-key-file PATH] [--redis-timeout-ms MS] [--redis-ca PEM] \
+             [--seal-key-file PATH [--allow-shared-seal-key-file]] [--redis-timeout-ms MS] [--redis-ca PEM] \
              [--redis-cert PEM --redis-key PEM] [--redis-password-file PATH] \
              [--lifetime SECS] [--context STR] [--tickets] [--threads N]"
         );
@@ -74,6 +77,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
         key: None,
         store: "memory".into(),
         seal_key_file: None,
+        allow_shared_seal_key_file: false,
         redis_timeout: None,
         redis_ca: None,
         redis_cert: None,
@@ -95,6 +99,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
             "--key" => a.key = Some(value()?.into()),
             "--store" => a.store = value()?,
             "--seal-key-file" => a.seal_key_file = Some(value()?.into()),
+            "--allow-shared-seal-key-file" => a.allow_shared_seal_key_file = true,
             "--redis-timeout-ms" => {
                 let v = value()?;
                 let ms: u64 = v
@@ -159,7 +164,9 @@ pub fn acceptor(args: &Args) -> Result<SslAcceptorBuilder, String> {
     Ok(acceptor)
 }
 
-fn load_identity(args: &Args) -> Result<(X509, PKey<Private>), String> {
+/// The certificate and key of `--cert` and `--key`, or a self-signed
+/// certificate for `localhost` made now.
+pub fn load_identity(args: &Args) -> Result<(X509, PKey<Private>), String> {
     match (&args.cert, &args.key) {
         (Some(cert), Some(key)) => {
             let cert_pem = std::fs::read(cert).map_err(|e| format!("{}: {e}", cert.display()))?;
@@ -177,7 +184,14 @@ fn load_identity(args: &Args) -> Result<(X509, PKey<Private>), String> {
 pub fn seal_keys(args: &Args) -> Result<Option<KeyRing>, String> {
     args.seal_key_file
         .as_ref()
-        .map(|path| KeyRing::from_file(path).map_err(|e| format!("--seal-key-file: {e}")))
+        .map(|path| {
+            if args.allow_shared_seal_key_file {
+                KeyRing::from_file_allow_shared(path)
+            } else {
+                KeyRing::from_file(path)
+            }
+            .map_err(|e| format!("--seal-key-file: {e}"))
+        })
         .transpose()
 }
 
