@@ -3,10 +3,12 @@
 //! - [`interop`]: the example server against `openssl s_client` (the main job).
 //! - [`test_cmd`]: every check CI runs.
 //! - [`leak`]: the valgrind leak check.
+//! - [`fuzz`]: the libFuzzer targets of `fuzz/` (cargo-fuzz, stable).
 
 mod bench;
 mod cargo;
 mod error;
+mod fuzz;
 mod interop;
 mod leak;
 mod matrix;
@@ -28,6 +30,7 @@ fn main() -> ExitCode {
         Some("leak-check") if rest.is_empty() => leak::run(),
         Some("bench") => bench::run(rest),
         Some("openssl-matrix") => matrix::run(rest),
+        Some("fuzz") => fuzz::run(rest),
         Some("help" | "--help" | "-h") | None => {
             print_help();
             Ok(())
@@ -48,13 +51,15 @@ fn print_help() {
         "cargo xtask <command>\n\n\
          commands:\n  \
          {}\n  \
-         test [--install]\n    fmt check, clippy -D warnings, cargo test --workspace, the valgrind leak check,\n    \
+         test [--install]\n    fmt check, clippy -D warnings, cargo test --workspace, a 5 s smoke of each fuzz target, the valgrind leak check,\n    \
          then interop against the blocking and the async server, the actix, axum and\n    hyper examples and the rustls server, every row required to PASS (SKIP fails). Prints each step's wall time. Installs missing system packages first\n    (apt-get) when root without a terminal, or with --install; otherwise stops saying\n    what to install.\n  \
          leak-check\n    the leak check alone: examples/leak_check.rs under valgrind (definite leaks fail)\n  \
+         {}\n  \
          {}\n  \
          {}",
         interop::USAGE.replace('\n', "\n  "),
         matrix::USAGE,
+        fuzz::USAGE.replace('\n', "\n  "),
         bench::USAGE.replace('\n', "\n  ")
     );
 }

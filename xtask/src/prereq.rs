@@ -101,6 +101,28 @@ pub const FOR_TEST: &[Need] = &[
     PROMTOOL,
 ];
 
+/// A tool installed with `cargo install`, at a pinned version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CargoTool {
+    /// The program `cargo install` puts in `$CARGO_HOME/bin`.
+    pub binary: &'static str,
+    /// The crate on crates.io.
+    pub krate: &'static str,
+    /// The version installed.
+    pub version: &'static str,
+    /// Why the project needs it.
+    pub why: &'static str,
+}
+
+/// cargo-fuzz: builds libFuzzer targets on stable Rust with
+/// `--sanitizer none`.
+pub const CARGO_FUZZ: CargoTool = CargoTool {
+    binary: "cargo-fuzz",
+    krate: "cargo-fuzz",
+    version: "0.13.2",
+    why: "`cargo xtask fuzz` and the fuzz smoke of `cargo xtask test` build and run the libFuzzer targets of fuzz/",
+};
+
 /// Whether a command may install what is missing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Install {
@@ -234,6 +256,67 @@ pub fn ensure(needs: &[Need], install: Install) -> Result<(), Error> {
     Ok(())
 }
 
+/// `$CARGO_HOME/bin`, where `cargo install` puts programs.
+fn cargo_bin() -> Option<std::path::PathBuf> {
+    std::env::var_os("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cargo")))
+        .map(|home| home.join("bin"))
+}
+
+/// Whether `tool` is installed (on the `PATH` or in `$CARGO_HOME/bin`,
+/// where cargo finds its subcommands).
+pub fn tool_present(tool: &CargoTool) -> bool {
+    on_path(tool.binary) || cargo_bin().is_some_and(|bin| bin.join(tool.binary).is_file())
+}
+
+/// The exact command that installs `tool`.
+pub fn cargo_install_command(tool: &CargoTool) -> String {
+    format!(
+        "cargo install {} --version {} --locked",
+        tool.krate, tool.version
+    )
+}
+
+/// Makes sure `tool` is installed: `cargo install`s it under the same rule
+/// as packages (root without a terminal, or `--install`); otherwise fails
+/// naming the command.
+pub fn ensure_cargo_tool(tool: &CargoTool, install: Install) -> Result<(), Error> {
+    if tool_present(tool) {
+        return Ok(());
+    }
+    let command = cargo_install_command(tool);
+    // SAFETY: a plain query of the process's effective user.
+    let why_not = if unsafe { libc::geteuid() } != 0 {
+        Some("not running as root")
+    } else if install == Install::WhenUnattended && std::io::stdin().is_terminal() {
+        Some("a terminal is attached (pass --install to install anyway)")
+    } else {
+        None
+    };
+    if let Some(why) = why_not {
+        return Err(Error::Missing(format!(
+            "missing: {} — needed for: {}; install with `{command}` (not installing it myself: {why})",
+            tool.binary, tool.why
+        )));
+    }
+    eprintln!(
+        "==> installing {} {} (`{command}`)",
+        tool.krate, tool.version
+    );
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.args(["install", tool.krate, "--version", tool.version, "--locked"])
+        .stdin(Stdio::null());
+    run_step(&command, c)?;
+    if !tool_present(tool) {
+        return Err(Error::Missing(format!(
+            "`{command}` ran but {} is still not found",
+            tool.binary
+        )));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,6 +326,19 @@ mod tests {
         for need in FOR_TEST.iter().chain(&[PERL, MAKE, NGINX]) {
             assert!(!need.package.is_empty() && !need.why.is_empty(), "{need:?}");
         }
+    }
+
+    #[test]
+    fn a_cargo_tool_is_installed_pinned_and_locked() {
+        assert_eq!(
+            cargo_install_command(&CARGO_FUZZ),
+            "cargo install cargo-fuzz --version 0.13.2 --locked"
+        );
+        let missing = CargoTool {
+            binary: "no-such-cargo-tool-anywhere",
+            ..CARGO_FUZZ
+        };
+        assert!(!tool_present(&missing));
     }
 
     #[test]

@@ -5,10 +5,10 @@ use std::time::{Duration, Instant};
 use crate::cargo::{cargo, run_step};
 use crate::error::Error;
 use crate::prereq::{self, Install};
-use crate::{interop, leak, matrix};
+use crate::{fuzz, interop, leak, matrix};
 
 /// Runs fmt check, clippy, the workspace tests (the framework examples'
-/// end-to-end tests included), the leak check, interop against the
+/// end-to-end tests included), a smoke of each fuzz target, the leak check, interop against the
 /// blocking and the async example server, and interop against the actix,
 /// axum and hyper examples and the rustls example server (every row must
 /// PASS; SKIP fails), and the OpenSSL matrix for 4.0 (`--quick`). Stops at the first failing step and
@@ -25,6 +25,7 @@ pub fn run(args: &[String]) -> Result<(), Error> {
     // now when it may be, or the command stops here saying what is missing.
     let started = Instant::now();
     prereq::ensure(prereq::FOR_TEST, install)?;
+    fuzz::ensure(install)?;
     let mut times: Vec<(&str, Duration, bool)> = vec![("prerequisites", started.elapsed(), true)];
     let result = steps(&mut times, install);
     eprintln!("\nstep times:");
@@ -43,6 +44,10 @@ pub fn run(args: &[String]) -> Result<(), Error> {
     }
     result
 }
+
+/// How long `test` runs each fuzz target: a smoke (builds, runs, finds
+/// no crash from the seeds on), not a campaign (`cargo xtask fuzz`).
+const FUZZ_SMOKE_SECONDS: u64 = 5;
 
 fn steps(times: &mut Vec<(&'static str, Duration, bool)>, install: Install) -> Result<(), Error> {
     let mut timed = |name: &'static str, step: &mut dyn FnMut() -> Result<(), Error>| {
@@ -72,6 +77,10 @@ fn steps(times: &mut Vec<(&'static str, Duration, bool)>, install: Install) -> R
         let mut c = cargo();
         c.args(["test", "--workspace"]);
         run_step("cargo test --workspace", c).map(drop)
+    })?;
+    timed("fuzz smoke (5 targets)", &mut || {
+        eprintln!("==> fuzz smoke: each target for {FUZZ_SMOKE_SECONDS} s");
+        fuzz::smoke(FUZZ_SMOKE_SECONDS)
     })?;
     timed("leak check (valgrind)", &mut || {
         eprintln!("==> leak check");

@@ -29,6 +29,7 @@ use crate::ffi::{
 };
 use crate::parked::{self, ParkedLookup, parked_lookup};
 use crate::ratelimit::warn_limited;
+use crate::restore::{self, Unfit};
 use crate::state::Inner;
 use crate::stats::bump;
 use crate::unwind;
@@ -183,6 +184,13 @@ fn store_new_session(
     }
 }
 
+/// Most store lookups one handshake makes: OpenSSL calls the get callback
+/// once per PSK identity offered, and again for the second ClientHello
+/// after a HelloRetryRequest. A client has no reason to offer more than a
+/// few tickets; a hostile one offering hundreds would otherwise cost that
+/// many store round trips.
+pub const MAX_LOOKUPS_PER_HANDSHAKE: usize = 8;
+
 // ---------------------------------------------------------------------------
 // get_session_cb: a client offered a session id (TLS ≤ 1.2) or a stateful
 // ticket (TLS 1.3) that the internal cache does not hold (it holds nothing:
@@ -241,6 +249,18 @@ unsafe fn on_get_session(
             return ptr::null_mut();
         }
     };
+    // OpenSSL asks once per PSK identity a TLS 1.3 ClientHello offers (up
+    // to ~1700 in one extension): each past the bound is a miss without a
+    // store round trip.
+    let asked = unsafe { exdata::count_lookup(ssl) };
+    if asked > MAX_LOOKUPS_PER_HANDSHAKE {
+        bump(&c.misses);
+        warn_limited!(
+            inner.logs.excess_lookups,
+            "a handshake asked for session {asked}; only {MAX_LOOKUPS_PER_HANDSHAKE} are looked up"
+        );
+        return ptr::null_mut();
+    }
     let tls13 = unsafe { openssl_sys::SSL_version(ssl) } == TLS1_3_VERSION;
     // SAFETY: `ssl` is live for the callback and used by this thread only;
     // a borrowed view, freed by no one.
@@ -362,34 +382,25 @@ fn lookup(
             let _ = close::remove_key(inner, &key, Removal::BadEntry);
         }
     };
-    let session = match compact::decode_stored(&key, &stored) {
-        Ok(session) => session,
-        Err(compact::CompactError::KeyMismatch) => {
+    match restore::session_from_stored(&key, &stored, inner.context.as_bytes()) {
+        Ok(session) => {
+            let created = stored.created;
+            // The store's copy of the bytes: zeroed if this is the last holder.
+            stored.scrub();
+            Some((session, created))
+        }
+        Err(Unfit::Corrupt(e)) => {
+            reject(&c.corrupt, format_args!("stored bytes do not decode ({e})"));
+            None
+        }
+        Err(Unfit::Mismatched) => {
             reject(
                 &c.mismatched,
                 format_args!("stored session has another id or context"),
             );
-            return None;
+            None
         }
-        Err(e) => {
-            reject(&c.corrupt, format_args!("stored bytes do not decode ({e})"));
-            return None;
-        }
-    };
-    // OpenSSL checks the session-id context itself but not that the
-    // session is the one asked for.
-    // SAFETY: `session` is a live session we own.
-    let context = unsafe { session_context(session.as_ptr()) };
-    if session.id() != id || context != inner.context.as_bytes() {
-        reject(
-            &c.mismatched,
-            format_args!("stored session has another id or context"),
-        );
-        return None;
     }
-    let created = stored.created;
-    stored.scrub();
-    Some((session, created))
 }
 
 // ---------------------------------------------------------------------------

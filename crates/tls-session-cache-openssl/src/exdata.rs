@@ -71,6 +71,7 @@ pub(crate) struct ConnIndices {
     cache: c_int,
     facts: c_int,
     serial: c_int,
+    lookups: c_int,
 }
 
 static CONN_INDICES: Lazy<Result<ConnIndices, ErrorStack>> = Lazy::new(|| {
@@ -81,13 +82,16 @@ static CONN_INDICES: Lazy<Result<ConnIndices, ErrorStack>> = Lazy::new(|| {
     };
     let facts = unsafe { openssl_sys::SSL_get_ex_new_index(0, ptr::null_mut(), None, None, None) };
     let serial = unsafe { openssl_sys::SSL_get_ex_new_index(0, ptr::null_mut(), None, None, None) };
-    if cache < 0 || facts < 0 || serial < 0 {
+    let lookups =
+        unsafe { openssl_sys::SSL_get_ex_new_index(0, ptr::null_mut(), None, None, None) };
+    if cache < 0 || facts < 0 || serial < 0 || lookups < 0 {
         return Err(ErrorStack::get());
     }
     Ok(ConnIndices {
         cache,
         facts,
         serial,
+        lookups,
     })
 });
 
@@ -208,7 +212,35 @@ pub(crate) unsafe fn start_handshake(ssl: *mut SSL) -> bool {
     }
     let facts = unsafe { facts(ssl) };
     unsafe { set_facts(ssl, facts & !COUNTED) };
+    unsafe { set_lookups(ssl, 0) };
     true
+}
+
+/// Counts one more store lookup in the current handshake; returns how many
+/// there have been, this one included.
+///
+/// # Safety
+/// `ssl` is a live `SSL`.
+pub(crate) unsafe fn count_lookup(ssl: *mut SSL) -> usize {
+    let Ok(i) = conn_indices() else {
+        return 1;
+    };
+    // SAFETY: the slot holds an integer (see `set_lookups`).
+    let n = unsafe { openssl_sys::SSL_get_ex_data(ssl, i.lookups) }
+        .addr()
+        .saturating_add(1);
+    unsafe { set_lookups(ssl, n) };
+    n
+}
+
+/// # Safety
+/// `ssl` is a live `SSL`.
+unsafe fn set_lookups(ssl: *mut SSL, n: usize) {
+    if let Ok(i) = conn_indices() {
+        // An integer in the pointer: nothing to free.
+        // SAFETY: `ssl` is live; the index is ours.
+        unsafe { openssl_sys::SSL_set_ex_data(ssl, i.lookups, ptr::without_provenance_mut(n)) };
+    }
 }
 
 const COUNTED: usize = 1;

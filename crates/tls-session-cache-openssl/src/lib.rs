@@ -41,6 +41,7 @@
 //! | `callbacks` | the `extern "C"` new / get / remove / info callbacks |
 //! | [`compact`] | the stored form: DER without the id, context and times the store already holds; [`decode_stored`] |
 //! | `close` | why a session leaves the store; unclean closes keep it |
+//! | `restore` | stored bytes to a session: `d2i`, then the id and context checks |
 //! | `decoded` | recently stored sessions kept decoded (no `d2i` on a local hit) |
 //! | `exdata` | where the cache hangs off `SSL_CTX` and `SSL` |
 //! | [`parked`] | sessions fetched before OpenSSL asks (async servers) |
@@ -70,16 +71,20 @@ mod decoded;
 pub mod error;
 mod exdata;
 mod ffi;
+#[doc(hidden)]
+pub mod fuzzing;
 mod live;
 pub mod parked;
 pub mod prometheus;
 mod ratelimit;
+mod restore;
 pub mod selfsigned;
 mod state;
 pub mod stats;
 pub mod unwind;
 
 pub use cache::{SessionCache, SessionCacheBuilder};
+pub use callbacks::MAX_LOOKUPS_PER_HANDSHAKE;
 pub use compact::{CompactError, decode_stored};
 pub use error::Error;
 pub use selfsigned::{self_signed, self_signed_localhost};

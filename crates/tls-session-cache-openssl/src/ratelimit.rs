@@ -63,6 +63,8 @@ pub(crate) struct Limiters {
     pub bad_entry: Limiter,
     /// A session could not be serialised.
     pub serialise_failed: Limiter,
+    /// A handshake asked for more sessions than it may look up.
+    pub excess_lookups: Limiter,
 }
 
 /// `log::warn!` through a [`Limiter`]: at most one line per second, which

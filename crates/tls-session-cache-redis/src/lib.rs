@@ -173,6 +173,8 @@ mod breaker;
 #[cfg(feature = "tokio")]
 mod capped;
 mod cluster;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod keyring;
 pub mod naming;
 mod ratelimit;

@@ -126,6 +126,12 @@ pub(crate) struct Opened {
     pub(crate) plain: Zeroizing<Vec<u8>>,
 }
 
+/// Whether a seal version's plaintext is the key-less envelope (the
+/// `value` module), which opening completes with `value::restore`.
+pub(crate) fn is_stripped(version: u8) -> bool {
+    version == SEAL_V2 || version == SEAL_V3
+}
+
 /// Seals `plaintext` under the ring's current key for `redis_key`.
 pub(crate) fn seal(
     ring: &KeyRing,

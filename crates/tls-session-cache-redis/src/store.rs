@@ -17,7 +17,7 @@ use crate::keyring::KeyRing;
 use crate::naming::{
     DEFAULT_PREFIX, KeyFormat, RedisKey, previous_redis_key, redis_key, valid_prefix,
 };
-use crate::seal::{OpenError, SEAL_V1, SEAL_V2, SEAL_V3, SEAL_V4, open, seal};
+use crate::seal::{OpenError, SEAL_V1, SEAL_V2, SEAL_V3, SEAL_V4, is_stripped, open, seal};
 use crate::sentinel::Sentinel;
 use crate::stats::{Counters, RedisStats, bump};
 use crate::target::{self, Topology, redact_url};
@@ -770,7 +770,7 @@ impl Shared {
                     OpenError::UnknownKey(_) => Unusable::UnknownKey(e.to_string()),
                     _ => corrupt(&e),
                 })?;
-                if opened.version == SEAL_V2 || opened.version == SEAL_V3 {
+                if is_stripped(opened.version) {
                     Zeroizing::new(value::restore(&opened.plain, key).map_err(|e| corrupt(&e))?)
                 } else {
                     opened.plain

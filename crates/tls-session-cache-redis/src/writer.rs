@@ -24,6 +24,11 @@
 //! * A `put` of a key already queued replaces the queued session in place
 //!   (the older `SET` would be overwritten anyway) and takes no new slot.
 //!
+//! The queue's plaintext copies of sessions (kept for lookups) are zeroed
+//! ([`StoredSession::scrub`]) when their `SET` is answered, when a newer
+//! put replaces them and when a full queue drops them; a withdrawn copy
+//! goes to its caller.
+//!
 //! One thing stays out of reach: a `SET` that timed out on our side may
 //! still reach Redis later (it was on the wire), after a `DEL` sent since.
 //! Only a Redis-side version check could order those; the session then
@@ -143,7 +148,9 @@ impl Backlog {
         let mut state = self.lock();
         let then_delete = state.sending.as_ref().is_some_and(|s| s.then_delete);
         if !then_delete {
-            state.sending = None;
+            if let Some(sent) = state.sending.take() {
+                sent.session.scrub();
+            }
             self.notify_if_drained(&state);
         }
         then_delete
@@ -152,7 +159,9 @@ impl Backlog {
     /// The follow-up `DEL` of a removed key was answered.
     fn done(&self) {
         let mut state = self.lock();
-        state.sending = None;
+        if let Some(sent) = state.sending.take() {
+            sent.session.scrub();
+        }
         self.notify_if_drained(&state);
     }
 
@@ -195,11 +204,13 @@ impl Writer {
     pub(crate) fn enqueue(&self, shared: &Shared, job: Job, session: StoredSession) {
         let mut state = self.backlog.lock();
         if let Some(queued) = state.queued.get_mut(&job.key) {
-            *queued = Queued { job, session };
+            let replaced = std::mem::replace(queued, Queued { job, session });
+            replaced.session.scrub();
             return;
         }
         if state.closed || state.queued.len() >= self.backlog.capacity {
             drop(state);
+            session.scrub();
             bump(&shared.counters.dropped_writes);
             log::debug!("redis session store: write-behind queue full, session not stored");
             return;

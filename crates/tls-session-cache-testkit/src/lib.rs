@@ -8,6 +8,7 @@
 //! | [`RedisSentinel`] | a master, a replica and Sentinels watching them; kill the master to fail over |
 //! | [`TestPki`] | a CA, server and client certificates (and a foreign CA) made at run time |
 //! | [`FakeRedis`] | a scripted RESP server playing a hostile or broken Redis ([`Reply`]: wrong types, huge lengths, truncated, silent, closing, dripping) |
+//! | [`hello`] | hand-built ClientHellos (invalid session-id lengths, many PSK identities) and their records |
 //! | [`Error`] | why a server could not be started; a missing `redis-server` says how to install it |
 //!
 //! Readiness is a signal, never a sleep: a server counts as started when it
@@ -26,6 +27,7 @@
 mod cluster;
 mod error;
 mod fake;
+pub mod hello;
 mod pki;
 mod port;
 mod sentinel;

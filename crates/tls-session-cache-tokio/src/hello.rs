@@ -304,7 +304,7 @@ unsafe fn on_client_hello(ssl: *mut SSL) -> c_int {
 ///
 /// # Safety
 /// `ssl` is live and inside its client-hello callback.
-unsafe fn read_plan(ssl: *mut SSL, single_use_tls13: bool) -> Plan {
+pub(crate) unsafe fn read_plan(ssl: *mut SSL, single_use_tls13: bool) -> Plan {
     let session_id = unsafe {
         let mut p = std::ptr::null();
         let n = openssl_sys::SSL_client_hello_get0_session_id(ssl, &mut p);

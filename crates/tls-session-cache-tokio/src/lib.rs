@@ -58,6 +58,8 @@
 pub mod acceptor;
 pub mod cache;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hello;
 pub mod psk;
 pub mod stats;

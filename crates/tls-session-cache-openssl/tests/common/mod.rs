@@ -103,6 +103,14 @@ impl TestServer {
             .expect("server-side handshake failed")
     }
 
+    /// The server's outcome of the next connection, a failed handshake
+    /// included.
+    pub fn outcome(&self) -> Result<Accepted, String> {
+        self.seen
+            .recv_timeout(Duration::from_secs(30))
+            .expect("server saw no connection")
+    }
+
     /// A connection by `client` offering no session (a full handshake),
     /// the server's view of it taken and dropped; what the client saw.
     pub fn full_handshake(&self, client: &Client) -> Connected {
