@@ -13,7 +13,9 @@ use crate::pki::CertFiles;
 use crate::port::free_port;
 
 /// How many times readiness is checked, and the wait between checks
-/// (at most 10 s in all).
+/// (10 s of waits in all, plus each check's own time: a refused connection
+/// returns at once, a check that hangs is cut off by its timeout — 250 ms
+/// for plain `PING`, [`TLS_PING_LIMIT`] for TLS).
 const READY_ATTEMPTS: u32 = 400;
 const READY_WAIT: Duration = Duration::from_millis(25);
 /// How long one TLS readiness check (`redis-cli --tls PING`) may run.
