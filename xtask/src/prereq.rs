@@ -31,7 +31,7 @@ pub struct Need {
 pub const OPENSSL: Need = Need {
     what: "openssl",
     package: "openssl",
-    why: "`openssl s_client` / `s_time` drive the example servers in interop",
+    why: "`openssl s_client` / `s_time` drive the example servers in interop; the test kit makes its test certificates with it",
 };
 /// OpenSSL's headers.
 pub const LIBSSL_DEV: Need = Need {

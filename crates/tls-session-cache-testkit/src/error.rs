@@ -81,9 +81,23 @@ pub enum Error {
         /// What it printed.
         output: String,
     },
-    /// Making the test certificates failed.
-    #[error("making test certificates: {0}")]
-    Pki(#[source] openssl::error::ErrorStack),
+    /// The `openssl` command-line program, which makes the test
+    /// certificates, is not on `PATH`.
+    #[error(
+        "`openssl` was not found on PATH; it makes the test certificates: \
+         install it with `apt-get install -y openssl`"
+    )]
+    OpensslNotInstalled,
+    /// An `openssl` command making the test certificates failed.
+    #[error("making test certificates: `{command}` failed ({status}): {stderr}")]
+    Pki {
+        /// The command line.
+        command: String,
+        /// Its exit status.
+        status: String,
+        /// What it printed on stderr.
+        stderr: String,
+    },
     /// Sentinel did not reach the expected state in time.
     #[error("sentinel not ready: {0}")]
     Sentinel(String),

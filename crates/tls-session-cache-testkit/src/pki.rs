@@ -1,24 +1,24 @@
-//! Certificates made at run time (rust-openssl) for TLS Redis tests: a CA,
-//! a server certificate for `127.0.0.1` / `localhost`, a client
-//! certificate, and a second, unrelated CA with its own server certificate
-//! (a Redis the store must refuse).
+//! Certificates made at run time with the `openssl` command-line program
+//! for TLS Redis tests: a CA, a server certificate for `127.0.0.1` /
+//! `localhost`, a client certificate, and a second, unrelated CA with its
+//! own server certificate (a Redis the store must refuse).
+//!
+//! The program, not the `openssl` crate, so that nothing depending on the
+//! test kit (xtask in particular) needs libssl-dev and pkg-config to
+//! compile: xtask installs those itself.
 
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
-use openssl::asn1::Asn1Time;
-use openssl::bn::{BigNum, MsbOption};
-use openssl::ec::{EcGroup, EcKey};
-use openssl::error::ErrorStack;
-use openssl::hash::MessageDigest;
-use openssl::nid::Nid;
-use openssl::pkey::{PKey, Private};
-use openssl::x509::extension::{
-    BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName,
-};
-use openssl::x509::{X509, X509NameBuilder};
 use tempfile::TempDir;
 
 use crate::error::Error;
+
+/// How long the certificates are valid, in days from now.
+const DAYS: &str = "2";
 
 /// One certificate and its key, as PEM files.
 #[derive(Debug, Clone)]
@@ -47,110 +47,177 @@ pub struct TestPki {
     dir: TempDir,
 }
 
-struct Issued {
-    cert: X509,
-    key: PKey<Private>,
+/// What one certificate is for.
+enum Role<'a> {
+    /// A self-signed CA.
+    Ca,
+    /// A server certificate for these subjectAltName entries
+    /// (`IP:…`/`DNS:…`), signed by a CA.
+    Server { sans: &'a str },
+    /// A client (and server) certificate, signed by a CA.
+    Client,
 }
 
-fn key() -> Result<PKey<Private>, ErrorStack> {
-    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
-    PKey::from_ec_key(EcKey::generate(&group)?)
-}
-
-fn certificate(
-    cn: &str,
-    issuer: Option<&Issued>,
-    ca: bool,
-    sans: &[&str],
-    client: bool,
-) -> Result<Issued, ErrorStack> {
-    let key = key()?;
-    let mut name = X509NameBuilder::new()?;
-    name.append_entry_by_nid(Nid::COMMONNAME, cn)?;
-    let name = name.build();
-    let mut b = X509::builder()?;
-    b.set_version(2)?;
-    let mut serial = BigNum::new()?;
-    serial.rand(64, MsbOption::MAYBE_ZERO, false)?;
-    let serial = serial.to_asn1_integer()?;
-    b.set_serial_number(&serial)?;
-    b.set_subject_name(&name)?;
-    b.set_issuer_name(issuer.map_or(&name, |i| i.cert.subject_name()))?;
-    b.set_pubkey(&key)?;
-    let (not_before, not_after) = (Asn1Time::days_from_now(0)?, Asn1Time::days_from_now(2)?);
-    b.set_not_before(&not_before)?;
-    b.set_not_after(&not_after)?;
-    if ca {
-        b.append_extension(BasicConstraints::new().critical().ca().build()?)?;
-        b.append_extension(
-            KeyUsage::new()
-                .critical()
-                .key_cert_sign()
-                .crl_sign()
-                .build()?,
-        )?;
+/// Runs `openssl ARGS`; a failure carries the command line and its stderr.
+fn openssl(args: &[&str]) -> Result<(), Error> {
+    let output = Command::new("openssl")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|source| match source.kind() {
+            ErrorKind::NotFound => Error::OpensslNotInstalled,
+            _ => Error::Spawn {
+                program: "openssl",
+                source,
+            },
+        })?;
+    if output.status.success() {
+        Ok(())
     } else {
-        b.append_extension(BasicConstraints::new().critical().build()?)?;
-        b.append_extension(KeyUsage::new().critical().digital_signature().build()?)?;
-        let mut eku = ExtendedKeyUsage::new();
-        eku.server_auth();
-        if client {
-            eku.client_auth();
-        }
-        b.append_extension(eku.build()?)?;
-        if !sans.is_empty() {
-            let mut san = SubjectAlternativeName::new();
-            for s in sans {
-                match s.strip_prefix("IP:") {
-                    Some(ip) => san.ip(ip),
-                    None => san.dns(s),
-                };
-            }
-            let ext = san.build(&b.x509v3_context(issuer.map(|i| i.cert.as_ref()), None))?;
-            b.append_extension(ext)?;
-        }
+        Err(Error::Pki {
+            command: format!("openssl {}", args.join(" ")),
+            status: output.status.to_string(),
+            stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        })
     }
-    let signer = issuer.map_or(&key, |i| &i.key);
-    b.sign(signer, MessageDigest::sha256())?;
-    Ok(Issued {
-        cert: b.build(),
-        key,
+}
+
+/// A random positive 63-bit serial number, as `openssl -set_serial` takes
+/// it (`RandomState` is randomly seeded per process and per instance).
+fn serial() -> String {
+    let mut h = RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    format!("0x{:x}", (h.finish() >> 1).max(1))
+}
+
+fn path_str(p: &Path) -> Result<&str, Error> {
+    p.to_str().ok_or_else(|| {
+        Error::Io(std::io::Error::new(
+            ErrorKind::InvalidInput,
+            format!("temporary path is not UTF-8: {}", p.display()),
+        ))
     })
 }
 
-fn write(dir: &Path, stem: &str, issued: &Issued) -> Result<CertFiles, Error> {
-    let cert = dir.join(format!("{stem}.pem"));
-    let key = dir.join(format!("{stem}.key"));
-    std::fs::write(&cert, issued.cert.to_pem().map_err(Error::Pki)?)?;
+/// Makes `STEM.key` (P-256, PKCS#8) and `STEM.pem`, with subject
+/// `CN=cn`, self-signed for [`Role::Ca`], otherwise signed by `issuer`.
+fn certificate(
+    dir: &Path,
+    stem: &str,
+    cn: &str,
+    role: Role<'_>,
+    issuer: Option<&CertFiles>,
+) -> Result<CertFiles, Error> {
+    let files = CertFiles {
+        cert: dir.join(format!("{stem}.pem")),
+        key: dir.join(format!("{stem}.key")),
+    };
+    let conf = dir.join(format!("{stem}.cnf"));
+    let csr = dir.join(format!("{stem}.csr"));
+    // Same extensions as a CA / leaf made by hand: critical basic
+    // constraints and key usage; leaves get EKU and (servers) SANs.
+    let ext = match role {
+        Role::Ca => "basicConstraints = critical,CA:TRUE\n\
+                     keyUsage = critical,keyCertSign,cRLSign\n"
+            .to_string(),
+        Role::Server { sans } => format!(
+            "basicConstraints = critical,CA:FALSE\n\
+             keyUsage = critical,digitalSignature\n\
+             extendedKeyUsage = serverAuth\n\
+             subjectAltName = {sans}\n"
+        ),
+        Role::Client => "basicConstraints = critical,CA:FALSE\n\
+                         keyUsage = critical,digitalSignature\n\
+                         extendedKeyUsage = serverAuth,clientAuth\n"
+            .to_string(),
+    };
+    // A self-contained config: nothing read from the system openssl.cnf.
     std::fs::write(
-        &key,
-        issued.key.private_key_to_pem_pkcs8().map_err(Error::Pki)?,
+        &conf,
+        format!(
+            "[req]\nprompt = no\ndistinguished_name = dn\n\
+             [dn]\nCN = {cn}\n[ext]\n{ext}"
+        ),
     )?;
-    Ok(CertFiles { cert, key })
+    let (conf_s, csr_s) = (path_str(&conf)?, path_str(&csr)?);
+    let (cert_s, key_s) = (path_str(&files.cert)?, path_str(&files.key)?);
+    let serial = serial();
+    openssl(&[
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-out",
+        key_s,
+    ])?;
+    openssl(&[
+        "req", "-new", "-config", conf_s, "-key", key_s, "-out", csr_s,
+    ])?;
+    let mut sign = vec![
+        "x509",
+        "-req",
+        "-in",
+        csr_s,
+        "-days",
+        DAYS,
+        "-sha256",
+        "-set_serial",
+        &serial,
+        "-extfile",
+        conf_s,
+        "-extensions",
+        "ext",
+        "-out",
+        cert_s,
+    ];
+    let (ca_cert, ca_key);
+    match issuer {
+        Some(ca) => {
+            (ca_cert, ca_key) = (path_str(&ca.cert)?, path_str(&ca.key)?);
+            sign.extend(["-CA", ca_cert, "-CAkey", ca_key]);
+        }
+        None => sign.extend(["-signkey", key_s]),
+    }
+    openssl(&sign)?;
+    std::fs::remove_file(&csr)?;
+    std::fs::remove_file(&conf)?;
+    Ok(files)
 }
 
 impl TestPki {
-    /// Makes the CAs and certificates and writes them to a temporary directory.
+    /// Makes the CAs and certificates (with the `openssl` program) and
+    /// writes them to a temporary directory.
+    ///
+    /// A missing `openssl` program is [`Error::OpensslNotInstalled`], which
+    /// says how to install it.
     pub fn generate() -> Result<TestPki, Error> {
         let dir = tempfile::Builder::new()
             .prefix("tls-session-cache-pki-")
             .tempdir()?;
-        let sans = ["IP:127.0.0.1", "localhost"];
-        let ca = certificate("test redis CA", None, true, &[], false).map_err(Error::Pki)?;
-        let server = certificate("redis", Some(&ca), false, &sans, false).map_err(Error::Pki)?;
-        let client =
-            certificate("session cache", Some(&ca), false, &[], true).map_err(Error::Pki)?;
-        let other = certificate("another CA", None, true, &[], false).map_err(Error::Pki)?;
-        let other_server =
-            certificate("redis", Some(&other), false, &sans, false).map_err(Error::Pki)?;
-        let ca_files = write(dir.path(), "ca", &ca)?;
-        let other_files = write(dir.path(), "other-ca", &other)?;
+        let d = dir.path();
+        let sans = "IP:127.0.0.1,DNS:localhost";
+        let ca = certificate(d, "ca", "test redis CA", Role::Ca, None)?;
+        let server = certificate(d, "server", "redis", Role::Server { sans }, Some(&ca))?;
+        let client = certificate(d, "client", "session cache", Role::Client, Some(&ca))?;
+        let other = certificate(d, "other-ca", "another CA", Role::Ca, None)?;
+        let other_server = certificate(
+            d,
+            "other-server",
+            "redis",
+            Role::Server { sans },
+            Some(&other),
+        )?;
         Ok(TestPki {
-            ca: ca_files.cert,
-            server: write(dir.path(), "server", &server)?,
-            client: write(dir.path(), "client", &client)?,
-            other_ca: other_files.cert,
-            other_server: write(dir.path(), "other-server", &other_server)?,
+            ca: ca.cert,
+            server,
+            client,
+            other_ca: other.cert,
+            other_server,
             dir,
         })
     }

@@ -4,7 +4,7 @@ use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
@@ -13,9 +13,13 @@ use crate::pki::CertFiles;
 use crate::port::free_port;
 
 /// How many times readiness is checked, and the wait between checks
-/// (at most 10 s in all).
+/// (10 s of waits in all, plus each check's own time: a refused connection
+/// returns at once, a check that hangs is cut off by its timeout — 250 ms
+/// for plain `PING`, [`TLS_PING_LIMIT`] for TLS).
 const READY_ATTEMPTS: u32 = 400;
 const READY_WAIT: Duration = Duration::from_millis(25);
+/// How long one TLS readiness check (`redis-cli --tls PING`) may run.
+const TLS_PING_LIMIT: Duration = Duration::from_secs(2);
 /// How many fresh ports `start` tries when the chosen one was taken.
 const PORT_ATTEMPTS: u32 = 5;
 
@@ -351,7 +355,7 @@ impl RedisServer {
                 });
             }
             let answered = match &self.mode {
-                Mode::Tls(tls) => tls_ping(self.port, tls),
+                Mode::Tls(tls) => tls_ping(self.port, tls)?,
                 _ => ping(&self.url()),
             };
             match answered {
@@ -385,38 +389,69 @@ fn ping(url: &str) -> Result<(), String> {
     }
 }
 
-/// The readiness check of a TLS server: a TLS handshake (trusting the
-/// test CA, with the client certificate when one is required), then
-/// `PING`.
-fn tls_ping(port: u16, tls: &TlsServer) -> Result<(), String> {
-    use openssl::ssl::{SslConnector, SslFiletype, SslMethod};
-    use std::io::{Read, Write};
-
-    let mut b = SslConnector::builder(SslMethod::tls_client()).map_err(|e| e.to_string())?;
-    b.set_ca_file(&tls.ca).map_err(|e| e.to_string())?;
+/// The readiness check of a TLS server: `redis-cli --tls` (trusting the
+/// test CA, with the client certificate when one is required) sends
+/// `PING`; `PONG` or `NOAUTH` counts as ready. No TLS library here, so the
+/// test kit (and xtask, which uses it) builds without libssl-dev.
+///
+/// `Ok(Err(_))` is "not ready yet", `Err(_)` is fatal (`redis-cli` missing).
+/// An attempt that runs past [`TLS_PING_LIMIT`] is killed and counts as
+/// not ready.
+fn tls_ping(port: u16, tls: &TlsServer) -> Result<Result<(), String>, Error> {
+    let mut cmd = Command::new("redis-cli");
+    cmd.args(["--tls", "-h", "127.0.0.1", "-p", &port.to_string()])
+        .arg("--cacert")
+        .arg(&tls.ca);
     if let Some(client) = &tls.client {
-        b.set_certificate_chain_file(&client.cert)
-            .map_err(|e| e.to_string())?;
-        b.set_private_key_file(&client.key, SslFiletype::PEM)
-            .map_err(|e| e.to_string())?;
+        cmd.arg("--cert")
+            .arg(&client.cert)
+            .arg("--key")
+            .arg(&client.key);
     }
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let tcp = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(250))
-        .map_err(|e| e.to_string())?;
-    tcp.set_read_timeout(Some(Duration::from_millis(250)))
-        .map_err(|e| e.to_string())?;
-    let mut s = b
-        .build()
-        .connect("127.0.0.1", tcp)
-        .map_err(|e| e.to_string())?;
-    s.write_all(b"PING\r\n").map_err(|e| e.to_string())?;
-    let mut buf = [0u8; 64];
-    let n = s.read(&mut buf).map_err(|e| e.to_string())?;
-    let reply = String::from_utf8_lossy(&buf[..n]);
-    if reply.starts_with("+PONG") || reply.starts_with("-NOAUTH") {
-        Ok(())
+    let mut child = cmd
+        .arg("PING")
+        // A password in the environment would turn NOAUTH into PONG or an
+        // auth error; the check wants neither.
+        .env_remove("REDISCLI_AUTH")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|source| match source.kind() {
+            ErrorKind::NotFound => Error::NotInstalled {
+                program: "redis-cli",
+            },
+            _ => Error::Spawn {
+                program: "redis-cli",
+                source,
+            },
+        })?;
+    let started = Instant::now();
+    loop {
+        if child.try_wait()?.is_some() {
+            break;
+        }
+        if started.elapsed() > TLS_PING_LIMIT {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Ok(Err(format!(
+                "redis-cli PING did not finish within {TLS_PING_LIMIT:?}"
+            )));
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+    // The process has exited: its (short) output is in the pipes.
+    let output = child.wait_with_output()?;
+    let reply = String::from_utf8_lossy(&output.stdout);
+    let reply = reply.trim();
+    if reply == "PONG" || reply.starts_with("NOAUTH") {
+        Ok(Ok(()))
     } else {
-        Err(format!("PING answered {reply:?}"))
+        Ok(Err(format!(
+            "redis-cli PING ({}): {reply}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        )))
     }
 }
 
