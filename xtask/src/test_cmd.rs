@@ -5,13 +5,13 @@ use std::time::{Duration, Instant};
 use crate::cargo::{cargo, run_step};
 use crate::error::Error;
 use crate::prereq::{self, Install};
-use crate::{fuzz, interop, leak, matrix};
+use crate::{fuzz, interop, leak};
 
 /// Runs fmt check, clippy, the workspace tests (the framework examples'
 /// end-to-end tests included), a smoke of each fuzz target, the leak check, interop against the
 /// blocking and the async example server, and interop against the actix,
 /// axum and hyper examples and the rustls example server (every row must
-/// PASS; SKIP fails), and the OpenSSL matrix for 4.0 (`--quick`). Stops at the first failing step and
+/// PASS; SKIP fails). Stops at the first failing step and
 /// prints the wall time of each step that ran.
 pub fn run(args: &[String]) -> Result<(), Error> {
     let mut args = args.to_vec();
@@ -132,22 +132,5 @@ fn steps(times: &mut Vec<(&'static str, Duration, bool)>, install: Install) -> R
             ..interop::Options::default()
         })
     })?;
-    // The binding against OpenSSL 4.0 built from source (issue 14): the
-    // system 3.0 above takes the 1.1.1–3.1 path of `SSL_free`, 4.0 the
-    // 3.2+ one. `--quick`: the binding's and tokio crate's tests and the
-    // blocking interop rows (what the whole matrix adds is in
-    // docs/openssl-versions.md).
-    timed("openssl-matrix 4.0 --quick", &mut || {
-        eprintln!("==> cargo xtask openssl-matrix --versions {CI_MATRIX} --quick");
-        matrix::run(&[
-            "--versions".to_string(),
-            CI_MATRIX.to_string(),
-            "--quick".to_string(),
-        ])
-    })?;
     Ok(())
 }
-
-/// The OpenSSL versions built from source that `cargo xtask test` runs the
-/// matrix for.
-const CI_MATRIX: &str = "4.0";

@@ -253,8 +253,10 @@ impl RedisServer {
         let pid = self
             .pid()
             .ok_or_else(|| Error::Signal("not running".into()))?;
-        let status = Command::new("kill")
-            .arg(sig)
+        // The shell's own `kill` (POSIX requires it built in): a minimal
+        // system has `sh` but not procps's `kill` program.
+        let status = Command::new("sh")
+            .args(["-c", "kill \"$1\" \"$2\"", "sh", sig])
             .arg(pid.to_string())
             .status()
             .map_err(|e| Error::Signal(e.to_string()))?;
