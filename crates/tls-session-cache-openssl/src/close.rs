@@ -34,7 +34,7 @@
 //!    remove callback) when `s->session != NULL`, `!(s->shutdown &
 //!    SSL_SENT_SHUTDOWN)` and `!(SSL_in_init(s) || SSL_in_before(s))`.
 //!    Our free function of the connection's cache slot
-//!    ([`exdata`](crate::exdata)) therefore runs *before* that test, on the
+//!    (`exdata`) therefore runs *before* that test, on the
 //!    same thread, with the connection intact except for its verify
 //!    parameters and DANE state. It evaluates the same condition
 //!    ([`on_ssl_free`]) and, when OpenSSL is about to remove a session of
@@ -103,8 +103,8 @@ use openssl::ssl::SslSessionRef;
 use openssl_sys::{SSL, SSL_SENT_SHUTDOWN, SSL_SESSION, TLS1_3_VERSION};
 use tls_session_cache::{Protocol, SessionId, SessionKey, StoreError};
 
-use crate::exdata;
 use crate::ffi;
+use crate::live;
 use crate::ratelimit::warn_limited;
 use crate::state::{Inner, UncleanClose};
 use crate::stats::{Counters, bump};
@@ -243,10 +243,10 @@ pub(crate) unsafe fn on_handshake_done(ssl: *mut SSL, inner: &Inner) {
     if *EX_DATA_FREED_FIRST || *SESSION_SERIAL < 0 {
         return;
     }
-    let mut serial = unsafe { exdata::serial(ssl) };
+    let mut serial = unsafe { live::conn_serial(ssl) };
     if serial == 0 {
         serial = inner.live.enter();
-        unsafe { exdata::set_serial(ssl, serial) };
+        unsafe { live::set_conn_serial(ssl, serial) };
     }
     // SAFETY: the live connection's current session (or null).
     unsafe {
@@ -285,7 +285,7 @@ pub(crate) unsafe fn on_ssl_free(ssl: *mut SSL, inner: &Inner) {
     if !*EX_DATA_FREED_FIRST {
         // The removal decision was made before we got here; the connection
         // is gone from now on.
-        let serial = unsafe { exdata::serial(ssl) };
+        let serial = unsafe { live::conn_serial(ssl) };
         if serial != 0 {
             inner.live.leave(serial);
         }

@@ -30,9 +30,9 @@
 //!   nothing to free): bit 0 "this handshake was counted", the other bits
 //!   the time the resumed session was first authenticated, plus one (0:
 //!   none).
-//! * **serial slot**: an integer too, the connection's serial in
-//!   [`Live`](crate::live::Live) — set only where `close` needs it
-//!   (OpenSSL ≥ 3.2).
+//! * the connection's serial (OpenSSL ≥ 3.2) has a slot of its own in
+//!   [`live`](crate::live), so that `close`, which this module calls from
+//!   `SSL_free`, does not call back into this module.
 //!
 //! Why not an `SSL` ex-data `new_func`, which would run inside `SSL_new`?
 //! In OpenSSL 3.0 `SSL_new` sets `s->ctx` before `CRYPTO_new_ex_data`, but
@@ -70,7 +70,6 @@ static CTX_INDEX: Lazy<Result<Index<SslContext, CtxState>, ErrorStack>> =
 pub(crate) struct ConnIndices {
     cache: c_int,
     facts: c_int,
-    serial: c_int,
     lookups: c_int,
 }
 
@@ -81,16 +80,14 @@ static CONN_INDICES: Lazy<Result<ConnIndices, ErrorStack>> = Lazy::new(|| {
         openssl_sys::SSL_get_ex_new_index(0, ptr::null_mut(), None, None, Some(free_cache))
     };
     let facts = unsafe { openssl_sys::SSL_get_ex_new_index(0, ptr::null_mut(), None, None, None) };
-    let serial = unsafe { openssl_sys::SSL_get_ex_new_index(0, ptr::null_mut(), None, None, None) };
     let lookups =
         unsafe { openssl_sys::SSL_get_ex_new_index(0, ptr::null_mut(), None, None, None) };
-    if cache < 0 || facts < 0 || serial < 0 || lookups < 0 {
+    if cache < 0 || facts < 0 || lookups < 0 {
         return Err(ErrorStack::get());
     }
     Ok(ConnIndices {
         cache,
         facts,
-        serial,
         lookups,
     })
 });
@@ -287,36 +284,6 @@ pub(crate) unsafe fn set_authenticated(ssl: *mut SSL, t: UnixTime) {
         .min(usize::MAX >> 2);
     let counted = unsafe { facts(ssl) } & COUNTED;
     unsafe { set_facts(ssl, ((t + 1) << 1) | counted) };
-}
-
-/// The connection's serial in [`Live`](crate::live::Live) (0: none yet).
-///
-/// # Safety
-/// `ssl` is a live `SSL` (or one inside `SSL_free`'s ex-data loop).
-pub(crate) unsafe fn serial(ssl: *mut SSL) -> u64 {
-    match conn_indices() {
-        // SAFETY: the slot holds an integer, never a pointer.
-        Ok(i) => unsafe { openssl_sys::SSL_get_ex_data(ssl, i.serial) }.addr() as u64,
-        Err(_) => 0,
-    }
-}
-
-/// Records the connection's serial.
-///
-/// # Safety
-/// `ssl` is a live `SSL`.
-pub(crate) unsafe fn set_serial(ssl: *mut SSL, serial: u64) {
-    if let Ok(i) = conn_indices() {
-        // An integer in the pointer: nothing to free.
-        // SAFETY: `ssl` is live; the index is ours.
-        unsafe {
-            openssl_sys::SSL_set_ex_data(
-                ssl,
-                i.serial,
-                ptr::without_provenance_mut(serial as usize),
-            )
-        };
-    }
 }
 
 /// Marks the current handshake as counted; false if it already was.

@@ -11,8 +11,49 @@
 //! connection's ex data is freed — on ≥ 3.2 after the removal decision.
 
 use std::collections::HashSet;
+use std::ffi::c_int;
+use std::ptr;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use once_cell::sync::Lazy;
+use openssl_sys::SSL;
+
+/// The `SSL` ex-data slot of a connection's serial: an integer stored in
+/// the pointer (never dereferenced, nothing to free, so no free function);
+/// negative if OpenSSL could not register it (then no serials are kept).
+static CONN_SERIAL: Lazy<c_int> = Lazy::new(|| {
+    // SAFETY: registers an index with no new, dup or free function.
+    unsafe { openssl_sys::SSL_get_ex_new_index(0, ptr::null_mut(), None, None, None) }
+});
+
+/// The connection's serial (0: none yet).
+///
+/// # Safety
+/// `ssl` is a live `SSL` (or one inside `SSL_free`'s ex-data loop).
+pub(crate) unsafe fn conn_serial(ssl: *mut SSL) -> u64 {
+    let index = *CONN_SERIAL;
+    if index < 0 {
+        return 0;
+    }
+    // SAFETY: `ssl` is live; the slot holds an integer, never a pointer.
+    unsafe { openssl_sys::SSL_get_ex_data(ssl, index) }.addr() as u64
+}
+
+/// Records the connection's serial.
+///
+/// # Safety
+/// `ssl` is a live `SSL`.
+pub(crate) unsafe fn set_conn_serial(ssl: *mut SSL, serial: u64) {
+    let index = *CONN_SERIAL;
+    if index >= 0 {
+        // An integer in the pointer: nothing to free.
+        // SAFETY: `ssl` is live; the index is ours.
+        unsafe {
+            openssl_sys::SSL_set_ex_data(ssl, index, ptr::without_provenance_mut(serial as usize))
+        };
+    }
+}
 
 const SHARDS: usize = 8;
 
