@@ -173,12 +173,23 @@ fn a_put_in_steady_state_allocates_nothing() {
     let (store, _) = filled(3_000, 1_000 * (96 + 32 + 24));
     assert!(store.stats().evictions >= 1_900, "{:?}", store.stats());
     let s = session(1_700_000_000);
-    let n = allocations(|| {
-        for i in 3_000..13_000 {
-            store.put(&key(i), &s).unwrap();
-        }
-    });
-    // Measured: 0 to 4 (the index's occasional rebuild); never per put.
-    assert!(n <= 10, "{n} allocations during 10 000 steady-state puts");
-    assert!(store.stats().evictions >= 11_900);
+    let mut counts = Vec::new();
+    for round in 0..6u32 {
+        let base = 3_000 + round * 10_000;
+        counts.push(allocations(|| {
+            for i in base..base + 10_000 {
+                store.put(&key(i), &s).unwrap();
+            }
+        }));
+    }
+    eprintln!("allocations per 10 000 puts: {counts:?}");
+    // Measured: [3, 1, 0, 0, 0, 0] or [4, 0, 0, 0, 0, 0]. The only
+    // allocations are the hash index growing while deletion markers pile
+    // up (hashbrown rehashes in place once the table is at most half full,
+    // and grows otherwise); each shard's table reaches that size within
+    // the first ~20 000 puts and never allocates again. Entries themselves
+    // never allocate: a put reuses the evicted entry's slot.
+    assert!(counts.iter().sum::<usize>() <= 10, "{counts:?}");
+    assert!(counts[3..].iter().all(|&n| n == 0), "{counts:?}");
+    assert!(store.stats().evictions >= 61_900);
 }
