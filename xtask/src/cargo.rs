@@ -76,6 +76,49 @@ impl TargetKind {
     }
 }
 
+/// How an executable is built.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Profile {
+    /// `cargo build --release -p PACKAGE`: what `cargo xtask interop` and
+    /// the leak check do when run on their own.
+    #[default]
+    Release,
+    /// The dev profile, resolving features for the same packages as the
+    /// `cargo test` that ran before (`None`: `--workspace`), so that build's
+    /// compiled dependencies are reused instead of compiling everything
+    /// again in release (what `cargo xtask test` and the OpenSSL matrix do).
+    Dev(Option<Vec<String>>),
+}
+
+impl Profile {
+    /// The dev profile over the whole workspace (after `cargo test --workspace`).
+    pub fn dev_workspace() -> Profile {
+        Profile::Dev(None)
+    }
+
+    /// The arguments that select the profile and the packages to build `package`'s target in.
+    fn args(&self, package: &str) -> Vec<String> {
+        match self {
+            Profile::Release => vec!["--release".into(), "-p".into(), package.into()],
+            Profile::Dev(None) => vec!["--workspace".into()],
+            Profile::Dev(Some(packages)) => packages
+                .iter()
+                .flat_map(|p| ["-p".to_string(), p.clone()])
+                .collect(),
+        }
+    }
+}
+
+/// `a,b` → `["a", "b"]` (the value of `--dev-packages`).
+pub fn package_list(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 /// Builds `--example NAME` of `package` in release mode and returns the path
 /// of the executable cargo reports (so `CARGO_TARGET_DIR` is respected).
 pub fn build_release_example(package: &str, example: &str) -> Result<PathBuf, Error> {
@@ -85,20 +128,34 @@ pub fn build_release_example(package: &str, example: &str) -> Result<PathBuf, Er
 /// Builds target `name` of `package` in release mode and returns the path of
 /// the executable cargo reports. Compiler diagnostics go to stderr as usual.
 pub fn build_release(package: &str, kind: TargetKind, name: &str) -> Result<PathBuf, Error> {
+    build(&Profile::Release, package, kind, name)
+}
+
+/// Builds target `name` of `package` with `profile` and returns the path of
+/// the executable cargo reports. Compiler diagnostics go to stderr as usual.
+pub fn build(
+    profile: &Profile,
+    package: &str,
+    kind: TargetKind,
+    name: &str,
+) -> Result<PathBuf, Error> {
     let what = format!("{package} {} {name}", kind.flag());
-    eprintln!("==> cargo build --release -p {what}");
+    let selection = profile.args(package);
+    eprintln!(
+        "==> cargo build {} {} {name}",
+        selection.join(" "),
+        kind.flag()
+    );
     let mut cmd = cargo();
-    cmd.args([
-        "build",
-        "--release",
-        "-p",
-        package,
-        kind.flag(),
-        name,
-        "--message-format=json-render-diagnostics",
-    ])
-    .stdout(Stdio::piped())
-    .stderr(Stdio::inherit());
+    cmd.arg("build")
+        .args(&selection)
+        .args([
+            kind.flag(),
+            name,
+            "--message-format=json-render-diagnostics",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
     let mut child = cmd.spawn().map_err(|source| Error::Spawn {
         program: "cargo build".into(),
         source,
@@ -146,6 +203,22 @@ fn artifact_executable(line: &str, kind: TargetKind, name: &str) -> Option<PathB
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn profiles_select_packages_as_the_tests_did() {
+        assert_eq!(
+            Profile::Release.args("p"),
+            ["--release", "-p", "p"].map(String::from)
+        );
+        assert_eq!(
+            Profile::dev_workspace().args("p"),
+            ["--workspace"].map(String::from)
+        );
+        assert_eq!(
+            Profile::Dev(Some(vec!["a".into(), "b".into()])).args("p"),
+            ["-p", "a", "-p", "b"].map(String::from)
+        );
+    }
 
     #[test]
     fn finds_the_example_executable_in_cargo_json() {

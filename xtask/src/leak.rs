@@ -10,13 +10,33 @@ use crate::prereq::{self, Install};
 /// Exit status valgrind uses when it found errors (`--error-exitcode`).
 const VALGRIND_ERROR_EXIT: i32 = 99;
 
-/// Builds and runs the leak check.
-pub fn run() -> Result<(), Error> {
+/// `leak-check`'s flags: none (release), `--dev` or `--dev-packages P,P`.
+pub fn profile_from_args(args: &[String]) -> Result<cargo::Profile, Error> {
+    match args {
+        [] => Ok(cargo::Profile::Release),
+        [flag] if flag == "--dev" => Ok(cargo::Profile::dev_workspace()),
+        [flag, list] if flag == "--dev-packages" => {
+            Ok(cargo::Profile::Dev(Some(cargo::package_list(list))))
+        }
+        _ => Err(Error::Usage(format!(
+            "`leak-check` takes `--dev` or `--dev-packages P,P` (got `{}`)",
+            args.join(" ")
+        ))),
+    }
+}
+
+/// Builds (with `profile`) and runs the leak check.
+pub fn run(profile: &cargo::Profile) -> Result<(), Error> {
     prereq::ensure(
         &[prereq::VALGRIND, prereq::LIBSSL_DEV, prereq::PKG_CONFIG],
         Install::WhenUnattended,
     )?;
-    let binary = cargo::build_release_example("tls-session-cache-openssl", "leak_check")?;
+    let binary = cargo::build(
+        profile,
+        "tls-session-cache-openssl",
+        cargo::TargetKind::Example,
+        "leak_check",
+    )?;
     let mut cmd = Command::new("valgrind");
     cmd.arg("--leak-check=full")
         .arg("--show-leak-kinds=definite")

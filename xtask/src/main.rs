@@ -27,7 +27,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("test") => test_cmd::run(rest),
         Some("interop") => interop::Options::parse(rest).and_then(|o| interop::run(&o)),
-        Some("leak-check") if rest.is_empty() => leak::run(),
+        Some("leak-check") => leak::profile_from_args(rest).and_then(|p| leak::run(&p)),
         Some("bench") => bench::run(rest),
         Some("openssl-matrix") => matrix::run(rest),
         Some("fuzz") => fuzz::run(rest),
@@ -53,7 +53,7 @@ fn print_help() {
          {}\n  \
          test [--install]\n    fmt check, clippy -D warnings, cargo test --workspace, a 5 s smoke of each fuzz target, the valgrind leak check,\n    \
          then interop against the blocking and the async server, the actix, axum and\n    hyper examples and the rustls server, every row required to PASS (SKIP fails). Prints each step's wall time. Installs missing system packages first\n    (apt-get) when root without a terminal, or with --install; otherwise stops saying\n    what to install.\n  \
-         leak-check\n    the leak check alone: examples/leak_check.rs under valgrind (definite leaks fail)\n  \
+         leak-check [--dev | --dev-packages P,P]\n    the leak check alone: examples/leak_check.rs (release, or the dev build the tests made) under valgrind (definite leaks fail)\n  \
          {}\n  \
          {}\n  \
          {}",

@@ -2,17 +2,18 @@
 
 use std::time::{Duration, Instant};
 
-use crate::cargo::{cargo, run_step};
+use crate::cargo::{Profile, cargo, run_step};
 use crate::error::Error;
 use crate::prereq::{self, Install};
-use crate::{fuzz, interop, leak};
+use crate::{fuzz, interop, leak, matrix};
 
 /// Runs fmt check, clippy, the workspace tests (the framework examples'
 /// end-to-end tests included), a smoke of each fuzz target, the leak check, interop against the
-/// blocking and the async example server, and interop against the actix,
+/// blocking and the async example server, interop against the actix,
 /// axum and hyper examples and the rustls example server (every row must
-/// PASS; SKIP fails). Stops at the first failing step and
-/// prints the wall time of each step that ran.
+/// PASS; SKIP fails), and the OpenSSL matrix's CI part (3.6, 4.0, 1.1.1).
+/// Stops at the first failing step and prints the wall time of each step
+/// that ran.
 pub fn run(args: &[String]) -> Result<(), Error> {
     let mut args = args.to_vec();
     let install = Install::from_args(&mut args);
@@ -27,7 +28,10 @@ pub fn run(args: &[String]) -> Result<(), Error> {
     prereq::ensure(prereq::FOR_TEST, install)?;
     fuzz::ensure(install)?;
     let mut times: Vec<(&str, Duration, bool)> = vec![("prerequisites", started.elapsed(), true)];
-    let result = steps(&mut times, install);
+    // The OpenSSL versions of the last step build from source meanwhile, at
+    // the lowest priority (dropped, it stops: nothing outlives this command).
+    let mut prebuilt = matrix::prebuild(matrix::CI_VERSIONS);
+    let result = steps(&mut times, install, &mut prebuilt);
     eprintln!("\nstep times:");
     for (name, took, ok) in &times {
         eprintln!(
@@ -49,7 +53,11 @@ pub fn run(args: &[String]) -> Result<(), Error> {
 /// no crash from the seeds on), not a campaign (`cargo xtask fuzz`).
 const FUZZ_SMOKE_SECONDS: u64 = 5;
 
-fn steps(times: &mut Vec<(&'static str, Duration, bool)>, install: Install) -> Result<(), Error> {
+fn steps(
+    times: &mut Vec<(&'static str, Duration, bool)>,
+    install: Install,
+    prebuilt: &mut matrix::Prebuild,
+) -> Result<(), Error> {
     let mut timed = |name: &'static str, step: &mut dyn FnMut() -> Result<(), Error>| {
         let started = Instant::now();
         let result = step();
@@ -84,13 +92,14 @@ fn steps(times: &mut Vec<(&'static str, Duration, bool)>, install: Install) -> R
     })?;
     timed("leak check (valgrind)", &mut || {
         eprintln!("==> leak check");
-        leak::run()
+        leak::run(&Profile::dev_workspace())
     })?;
     timed("interop (all required)", &mut || {
         eprintln!("==> cargo xtask interop");
         interop::run(&interop::Options {
             require_all: true,
             install,
+            profile: Profile::dev_workspace(),
             ..interop::Options::default()
         })
     })?;
@@ -100,12 +109,15 @@ fn steps(times: &mut Vec<(&'static str, Duration, bool)>, install: Install) -> R
             require_all: true,
             server: interop::ServerKind::Async,
             install,
+            profile: Profile::dev_workspace(),
             ..interop::Options::default()
         })
     })?;
     // The framework examples: their end-to-end tests ran in `cargo test
     // --workspace`; here, every interop row against each (about 16 s of
-    // scenarios per server; their release build is the larger cost).
+    // scenarios per server). Every server here, and the leak check, is the
+    // dev build `cargo test --workspace` already made: a release build of
+    // each would compile the whole dependency tree a second time.
     timed("interop actix/axum/hyper", &mut || {
         for server in [
             interop::ServerKind::Actix,
@@ -117,6 +129,7 @@ fn steps(times: &mut Vec<(&'static str, Duration, bool)>, install: Install) -> R
                 require_all: true,
                 server,
                 install,
+                profile: Profile::dev_workspace(),
                 ..interop::Options::default()
             })?;
         }
@@ -129,8 +142,23 @@ fn steps(times: &mut Vec<(&'static str, Duration, bool)>, install: Install) -> R
             require_all: true,
             server: interop::ServerKind::Rustls,
             install,
+            profile: Profile::dev_workspace(),
             ..interop::Options::default()
         })
+    })?;
+    // The OpenSSL our users link besides the system's 3.0: the newest 3.x,
+    // 4.0 and 1.1.1, built from source (above, in the background), the
+    // binding's and tokio crate's tests and the blocking interop against
+    // each, the leak check against 4.0 (docs/openssl-versions.md). Last,
+    // because it rebuilds openssl-sys and its dependents against each.
+    timed("openssl-matrix --ci", &mut || {
+        let waited = Instant::now();
+        prebuilt.wait();
+        eprintln!(
+            "==> cargo xtask openssl-matrix --ci (waited {:.0} s for the background OpenSSL builds)",
+            waited.elapsed().as_secs_f64()
+        );
+        matrix::run(&["--ci".to_string()])
     })?;
     Ok(())
 }

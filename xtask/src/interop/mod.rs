@@ -28,13 +28,16 @@ mod unclean;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::cargo::{self, TargetKind};
+use crate::cargo::{self, Profile, TargetKind, package_list};
 use crate::error::Error;
 use crate::prereq::{self, Install};
 use context::Context;
 use prerequisite::Prerequisite;
 use report::{Row, Status};
 use scenarios::{SCENARIOS, Scenario};
+
+/// The package of the framework examples.
+const FRAMEWORKS: &str = "tls-session-cache-frameworks";
 
 /// Which example server to drive.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,24 +98,26 @@ impl ServerKind {
         self == ServerKind::Rustls
     }
 
-    /// Builds the server (release) and returns its executable.
-    fn build(self) -> Result<PathBuf, Error> {
-        const FRAMEWORKS: &str = "tls-session-cache-frameworks";
-        let bin = |name| cargo::build_release(FRAMEWORKS, TargetKind::Bin, name);
-        match self {
-            ServerKind::Blocking => {
-                cargo::build_release_example("tls-session-cache-openssl", "server")
-            }
-            ServerKind::Async => {
-                cargo::build_release_example("tls-session-cache-tokio", "async_server")
-            }
-            ServerKind::Actix => bin("actix-example"),
-            ServerKind::Axum => bin("axum-example"),
-            ServerKind::Hyper => bin("hyper-example"),
-            ServerKind::Rustls => {
-                cargo::build_release_example("tls-session-cache-rustls", "rustls_server")
-            }
-        }
+    /// Builds the server with `profile` (release unless `--dev`) and
+    /// returns its executable.
+    fn build(self, profile: &Profile) -> Result<PathBuf, Error> {
+        let (package, kind, name) = match self {
+            ServerKind::Blocking => ("tls-session-cache-openssl", TargetKind::Example, "server"),
+            ServerKind::Async => (
+                "tls-session-cache-tokio",
+                TargetKind::Example,
+                "async_server",
+            ),
+            ServerKind::Actix => (FRAMEWORKS, TargetKind::Bin, "actix-example"),
+            ServerKind::Axum => (FRAMEWORKS, TargetKind::Bin, "axum-example"),
+            ServerKind::Hyper => (FRAMEWORKS, TargetKind::Bin, "hyper-example"),
+            ServerKind::Rustls => (
+                "tls-session-cache-rustls",
+                TargetKind::Example,
+                "rustls_server",
+            ),
+        };
+        cargo::build(profile, package, kind, name)
     }
 }
 
@@ -131,6 +136,9 @@ pub struct Options {
     pub require_all: bool,
     /// `--install`: install missing prerequisites even with a terminal.
     pub install: Install,
+    /// How the server is built: release, or `--dev` / `--dev-packages`
+    /// (reusing the dev build of the tests that ran before).
+    pub profile: Profile,
 }
 
 impl Default for Options {
@@ -142,6 +150,7 @@ impl Default for Options {
             server: ServerKind::Blocking,
             require_all: false,
             install: Install::WhenUnattended,
+            profile: Profile::Release,
         }
     }
 }
@@ -149,9 +158,11 @@ impl Default for Options {
 /// Help text for the interop flags.
 pub const USAGE: &str = "\
 interop [--openssl PATH] [--json FILE] [--only NAME[,NAME]]
-        [--server blocking|async|actix|axum|hyper|rustls] [--install]
+        [--server blocking|async|actix|axum|hyper|rustls] [--install] [--dev | --dev-packages P,P]
     builds the example server (release; actix, axum, hyper: the framework examples;
-    rustls: tls-session-cache-rustls' rustls_server), runs openssl s_client scenarios against it and
+    rustls: tls-session-cache-rustls' rustls_server; --dev: the dev profile over the
+    workspace, reusing what `cargo test --workspace` built, as `cargo xtask test` does;
+    --dev-packages: the same for `cargo test -p P -p P`), runs openssl s_client scenarios against it and
     prints: scenario | TLS version | expected | observed | PASS/FAIL/SKIP.
     Exit status is non-zero if any row FAILs. Missing system packages (openssl,
     libssl-dev, pkg-config; redis-server for the Redis scenarios) are installed with
@@ -177,6 +188,8 @@ impl Options {
                     .only
                     .extend(value()?.split(',').map(|s| s.trim().to_string())),
                 "--server" => o.server = ServerKind::parse(&value()?)?,
+                "--dev" => o.profile = Profile::dev_workspace(),
+                "--dev-packages" => o.profile = Profile::Dev(Some(package_list(&value()?))),
                 other => return Err(Error::Usage(format!("unknown interop flag `{other}`"))),
             }
         }
@@ -222,7 +235,7 @@ pub fn run(options: &Options) -> Result<(), Error> {
     {
         eprintln!("note: {e}; the Redis scenarios will be SKIPped");
     }
-    let server_bin = options.server.build()?;
+    let server_bin = options.server.build(&options.profile)?;
     let mut ctx =
         Context::new(options.openssl.clone(), server_bin).map_err(|source| Error::File {
             path: std::env::temp_dir().display().to_string(),
