@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Fresh-machine check (issue 18), not run by CI: in a Debian 12 root file
 # system made beforehand with
-#   debootstrap --variant=minbase --include=ca-certificates,git,gcc,libc6-dev bookworm /work/rootfs2 http://deb.debian.org/debian
+#   debootstrap --variant=minbase --include=ca-certificates,git,gcc,libc6-dev bookworm /work/rootfs3 http://deb.debian.org/debian
 # (the Rust toolchain and the machine's CA certificates are copied in on
 # first use), clone main and run the README's two commands, timed, from
 # nothing. Run as root; outputs in $ROOTFS/root/{interop,test}.out.
 set -uo pipefail
-R=${ROOTFS:-/work/rootfs2}
+R=${ROOTFS:-/work/rootfs3}
 if [ ! -e $R/root/.rustup/toolchains/stable-x86_64-unknown-linux-gnu ]; then
   mkdir -p $R/root/.rustup/toolchains $R/root/.cargo
   cp -a /root/.rustup/settings.toml /root/.rustup/update-hashes $R/root/.rustup/

@@ -33,7 +33,9 @@ fn main() {
         ("memory_store", |n| Box::new(memory_store(n))),
         ("quick_cache", |n| Box::new(quick(n))),
     ];
-    println!("store         mix     held after pre-fill  hit ratio per 1M ops                    whole run");
+    println!(
+        "store         mix     held after pre-fill  hit ratio per 1M ops                    whole run"
+    );
     for (name, make) in stores {
         for (mix, get_per_10) in [("get90", 9u64), ("put90", 1)] {
             let store = make(n as usize);
@@ -64,7 +66,10 @@ fn main() {
                     next += 1;
                 }
                 if (op + 1) % 1_000_000 == 0 {
-                    parts.push(format!("{:.4}", part_hits as f64 / part_lookups.max(1) as f64));
+                    parts.push(format!(
+                        "{:.4}",
+                        part_hits as f64 / part_lookups.max(1) as f64
+                    ));
                     (part_hits, part_lookups) = (0, 0);
                 }
             }
