@@ -16,6 +16,9 @@ mod workload;
 
 use workload::{BenchStore, key, memory_store, quick, session, unix_now};
 
+/// Makes an empty store with room for `n` sessions of the workload.
+type MakeStore = fn(usize) -> Box<dyn BenchStore>;
+
 fn env(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
@@ -29,7 +32,7 @@ fn main() {
     }
     let n = env("BENCH_ENTRIES", 1_000_000);
     let ops = env("BENCH_OPS", 4_000_000);
-    let stores: [(&str, fn(usize) -> Box<dyn BenchStore>); 2] = [
+    let stores: [(&str, MakeStore); 2] = [
         ("memory_store", |n| Box::new(memory_store(n))),
         ("quick_cache", |n| Box::new(quick(n))),
     ];
