@@ -104,8 +104,10 @@ pub fn run(args: &[String]) -> Result<(), Error> {
     }
 }
 
-/// cargo-fuzz is there, or installed now when it may be.
+/// cargo-fuzz and a C++ compiler (for libFuzzer) are there, or installed
+/// now when they may be.
 pub fn ensure(install: Install) -> Result<(), Error> {
+    prereq::ensure(&[prereq::CXX], install)?;
     prereq::ensure_cargo_tool(&prereq::CARGO_FUZZ, install)
 }
 

@@ -84,6 +84,12 @@ pub const MAKE: Need = Need {
     package: "make",
     why: "openssl-matrix builds OpenSSL from source",
 };
+/// A C++ compiler: libfuzzer-sys compiles libFuzzer, which is C++.
+pub const CXX: Need = Need {
+    what: "c++",
+    package: "g++",
+    why: "the fuzz smoke: cargo-fuzz's libfuzzer-sys compiles libFuzzer (C++)",
+};
 /// nginx, for the side-by-side benchmark.
 pub const NGINX: Need = Need {
     what: "nginx",
@@ -103,6 +109,7 @@ pub const FOR_TEST: &[Need] = &[
     PROMTOOL,
     PERL,
     MAKE,
+    CXX,
 ];
 
 /// A tool installed with `cargo install`, at a pinned version.
