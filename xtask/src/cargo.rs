@@ -96,15 +96,27 @@ impl Profile {
         Profile::Dev(None)
     }
 
-    /// The arguments that select the profile and the packages to build `package`'s target in.
-    fn args(&self, package: &str) -> Vec<String> {
+    /// The cargo arguments that build target `name` of `package`. The dev
+    /// profile does not ask for the target: it asks for what `cargo test`
+    /// with the same selection builds (`test --no-run`; examples and
+    /// binaries included), and the executable is picked from that. A
+    /// `cargo build --example` instead resolves its units differently from
+    /// `cargo test` (measured in a fresh root: tokio, serde, openssl, ring
+    /// and two dozen more compiled again) and would overwrite the file
+    /// `cargo test` left at the same path.
+    fn command(&self, package: &str, kind: TargetKind, name: &str) -> Vec<String> {
+        let owned = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         match self {
-            Profile::Release => vec!["--release".into(), "-p".into(), package.into()],
-            Profile::Dev(None) => vec!["--workspace".into()],
-            Profile::Dev(Some(packages)) => packages
-                .iter()
-                .flat_map(|p| ["-p".to_string(), p.clone()])
-                .collect(),
+            Profile::Release => owned(&["build", "--release", "-p", package, kind.flag(), name]),
+            Profile::Dev(None) => owned(&["test", "--workspace", "--no-run"]),
+            Profile::Dev(Some(packages)) => {
+                let mut args = owned(&["test", "--no-run"]);
+                for p in packages {
+                    args.push("-p".into());
+                    args.push(p.clone());
+                }
+                args
+            }
         }
     }
 }
@@ -140,20 +152,11 @@ pub fn build(
     name: &str,
 ) -> Result<PathBuf, Error> {
     let what = format!("{package} {} {name}", kind.flag());
-    let selection = profile.args(package);
-    eprintln!(
-        "==> cargo build {} {} {name}",
-        selection.join(" "),
-        kind.flag()
-    );
+    let args = profile.command(package, kind, name);
+    eprintln!("==> cargo {} (for {what})", args.join(" "));
     let mut cmd = cargo();
-    cmd.arg("build")
-        .args(&selection)
-        .args([
-            kind.flag(),
-            name,
-            "--message-format=json-render-diagnostics",
-        ])
+    cmd.args(&args)
+        .arg("--message-format=json-render-diagnostics")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     let mut child = cmd.spawn().map_err(|source| Error::Spawn {
@@ -187,7 +190,11 @@ pub fn build(
 /// The `executable` of a `compiler-artifact` message for target `name` of `kind`.
 fn artifact_executable(line: &str, kind: TargetKind, name: &str) -> Option<PathBuf> {
     let msg: serde_json::Value = serde_json::from_str(line).ok()?;
-    if msg["reason"] != "compiler-artifact" || msg["target"]["name"] != name {
+    // `cargo test` also reports a binary's unit-test harness under its name.
+    if msg["reason"] != "compiler-artifact"
+        || msg["target"]["name"] != name
+        || msg["profile"]["test"] == true
+    {
         return None;
     }
     let kind_matches = msg["target"]["kind"]
@@ -206,17 +213,32 @@ mod tests {
 
     #[test]
     fn profiles_select_packages_as_the_tests_did() {
+        let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert_eq!(
-            Profile::Release.args("p"),
-            ["--release", "-p", "p"].map(String::from)
+            Profile::Release.command("p", TargetKind::Example, "x"),
+            s(&["build", "--release", "-p", "p", "--example", "x"])
         );
         assert_eq!(
-            Profile::dev_workspace().args("p"),
-            ["--workspace"].map(String::from)
+            Profile::dev_workspace().command("p", TargetKind::Bin, "x"),
+            s(&["test", "--workspace", "--no-run"])
         );
         assert_eq!(
-            Profile::Dev(Some(vec!["a".into(), "b".into()])).args("p"),
-            ["-p", "a", "-p", "b"].map(String::from)
+            Profile::Dev(Some(vec!["a".into(), "b".into()])).command("p", TargetKind::Bin, "x"),
+            s(&["test", "--no-run", "-p", "a", "-p", "b"])
+        );
+    }
+
+    #[test]
+    fn skips_the_unit_test_harness_of_a_binary() {
+        let harness = r#"{"reason":"compiler-artifact","target":{"kind":["bin"],"name":"actix-example"},"profile":{"test":true},"executable":"/t/debug/deps/actix_example-91fd"}"#;
+        let bin = r#"{"reason":"compiler-artifact","target":{"kind":["bin"],"name":"actix-example"},"profile":{"test":false},"executable":"/t/debug/actix-example"}"#;
+        assert_eq!(
+            artifact_executable(harness, TargetKind::Bin, "actix-example"),
+            None
+        );
+        assert_eq!(
+            artifact_executable(bin, TargetKind::Bin, "actix-example"),
+            Some(PathBuf::from("/t/debug/actix-example"))
         );
     }
 

@@ -160,9 +160,9 @@ pub const USAGE: &str = "\
 interop [--openssl PATH] [--json FILE] [--only NAME[,NAME]]
         [--server blocking|async|actix|axum|hyper|rustls] [--install] [--dev | --dev-packages P,P]
     builds the example server (release; actix, axum, hyper: the framework examples;
-    rustls: tls-session-cache-rustls' rustls_server; --dev: the dev profile over the
-    workspace, reusing what `cargo test --workspace` built, as `cargo xtask test` does;
-    --dev-packages: the same for `cargo test -p P -p P`), runs openssl s_client scenarios against it and
+    rustls: tls-session-cache-rustls' rustls_server; --dev: the executable
+    `cargo test --workspace` builds (`cargo test --workspace --no-run`: nothing to do after
+    the tests), as `cargo xtask test` does; --dev-packages: the same for `cargo test -p P -p P`), runs openssl s_client scenarios against it and
     prints: scenario | TLS version | expected | observed | PASS/FAIL/SKIP.
     Exit status is non-zero if any row FAILs. Missing system packages (openssl,
     libssl-dev, pkg-config; redis-server for the Redis scenarios) are installed with
