@@ -1,8 +1,8 @@
 //! Scenarios 6–8: example servers sharing one Redis — context isolation,
 //! resumption across a fleet, and across a restart.
 
+use super::check::Check;
 use super::context::Context;
-use super::scenarios::Check;
 use super::shared_store::{SharedStore, stop_all};
 use super::steps::{Steps, Version};
 

@@ -10,6 +10,7 @@
 //! The issue-12 scenarios (14: TLS to Redis, 15: a Sentinel failover) are
 //! in [`redis_secure`].
 
+mod check;
 mod context;
 mod fleet;
 mod prerequisite;

@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use tls_session_cache_testkit::{RedisSentinel, RedisServer, TestPki};
 
+use super::check::{Check, counter, fetch_stats};
 use super::context::Context;
-use super::scenarios::{Check, counter, fetch_stats};
 use super::steps::{Steps, Version};
 
 /// Scenario 14, both versions.

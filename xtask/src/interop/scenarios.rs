@@ -19,12 +19,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
+use super::check::{Check, TLS12, TLS13, counter, render, saved, stats_client, wrong_protocols};
 use super::context::Context;
 use super::fleet::{self, FLEET_EXPECTED, ISOLATION_EXPECTED, RESTART_EXPECTED};
 use super::prerequisite::Prerequisite;
 use super::redis_secure::{self, FAILOVER_EXPECTED, TLS_EXPECTED};
-use super::sclient::{Handshake, Outcome, RECONNECT_HANDSHAKES, SClient, word};
-use super::server::Server;
+use super::sclient::{Handshake, Outcome, RECONNECT_HANDSHAKES, SClient};
 use super::store_down;
 use super::tally::Tally;
 use super::unclean::{self, PRECONNECT_EXPECTED, STIME_EXPECTED};
@@ -45,45 +45,9 @@ pub struct Scenario {
     pub run: fn(&mut Context) -> Result<Vec<Check>, String>,
 }
 
-/// One row's worth of result from a scenario.
-#[derive(Debug)]
-pub struct Check {
-    /// TLS version(s).
-    pub protocol: String,
-    /// What should happen.
-    pub expected: String,
-    /// What happened.
-    pub observed: String,
-    /// Why it failed; `None` means PASS.
-    pub failure: Option<String>,
-}
-
-impl Check {
-    /// PASS when `observed == expected` and no error was found on the way.
-    pub(super) fn compare(
-        protocol: &str,
-        expected: &str,
-        observed: String,
-        problems: Vec<String>,
-    ) -> Check {
-        let mut failure = problems;
-        if observed != expected {
-            failure.insert(0, format!("expected `{expected}`, observed `{observed}`"));
-        }
-        Check {
-            protocol: protocol.into(),
-            expected: expected.into(),
-            observed,
-            failure: (!failure.is_empty()).then(|| failure.join("; ")),
-        }
-    }
-}
-
 const OPENSSL: &[Prerequisite] = &[Prerequisite::OpenSsl];
 const REDIS: &[Prerequisite] = &[Prerequisite::OpenSsl, Prerequisite::RedisServer];
 const BOTH_VERSIONS: &str = "TLSv1.2, TLSv1.3";
-pub(super) const TLS12: &str = "TLSv1.2";
-pub(super) const TLS13: &str = "TLSv1.3";
 /// `--lifetime` of the expiry scenario's server, and how many whole seconds
 /// after its last ticket it offers the sessions again.
 const SHORT_LIFETIME_SECS: u64 = 2;
@@ -213,35 +177,6 @@ pub const SCENARIOS: &[Scenario] = &[
     },
 ];
 
-/// Renders handshakes as `New, Reused×5`.
-pub(super) fn render(handshakes: &[Handshake]) -> String {
-    let mut parts: Vec<(bool, usize)> = Vec::new();
-    for h in handshakes {
-        match parts.last_mut() {
-            Some((reused, n)) if *reused == h.reused => *n += 1,
-            _ => parts.push((h.reused, 1)),
-        }
-    }
-    parts
-        .iter()
-        .map(|&(reused, n)| match n {
-            1 => word(reused).to_string(),
-            2 => format!("{0}, {0}", word(reused)),
-            n => format!("{}×{n}", word(reused)),
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// Problems with the negotiated protocol of any handshake.
-pub(super) fn wrong_protocols(handshakes: &[Handshake], want: &str) -> Vec<String> {
-    handshakes
-        .iter()
-        .filter(|h| h.protocol != want)
-        .map(|h| format!("negotiated {} instead of {want}", h.protocol))
-        .collect()
-}
-
 /// Runs `clients` one after another against the shared server and compares
 /// the sequence of handshakes with `expected`.
 fn shared_sequence(
@@ -262,16 +197,6 @@ fn shared_sequence(
         render(&seen),
         problems,
     )])
-}
-
-pub(super) fn saved(file: &std::path::Path) -> Result<(), String> {
-    match std::fs::metadata(file) {
-        Ok(m) if m.len() > 0 => Ok(()),
-        _ => Err(format!(
-            "s_client saved no session in {} (for TLS 1.3: no NewSessionTicket arrived)",
-            file.display()
-        )),
-    }
 }
 
 fn tls12_session_id(ctx: &mut Context) -> Result<Vec<Check>, String> {
@@ -428,21 +353,6 @@ fn describe(t: &Tally) -> String {
     )
 }
 
-/// `GET /stats` over a fresh TLS connection: itself a full handshake, which
-/// the server has counted by the time it answers.
-pub(super) fn stats_client(ctx: &Context, addr: SocketAddr) -> SClient {
-    ctx.client(addr).path("/stats")
-}
-
-/// The `/stats` of `server` (a full handshake of its own, counted before
-/// the answer).
-pub(super) fn fetch_stats(ctx: &Context, server: &Server) -> Result<Value, String> {
-    stats_client(ctx, server.addr())
-        .run()
-        .map(|o| o.body)
-        .map_err(|e| format!("/stats: {e}{}", server.log_excerpt()))
-}
-
 fn shutdown(ctx: &mut Context) -> Result<Vec<Check>, String> {
     ctx.shared_addr()?; // started here when run on its own
     let server = ctx.take_shared().ok_or("shared server missing")?;
@@ -456,11 +366,6 @@ fn shutdown(ctx: &mut Context) -> Result<Vec<Check>, String> {
         observed,
         vec![],
     )])
-}
-
-/// A top-level counter of the `/stats` JSON.
-pub(super) fn counter(stats: &Value, name: &str) -> Option<u64> {
-    stats.get(name).and_then(Value::as_u64)
 }
 
 /// Differences between a server's `/stats` and what s_client saw (`tally`,

@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use super::check::{Check, TLS12, TLS13, render, saved, wrong_protocols};
 use super::context::Context;
-use super::scenarios::{Check, TLS12, TLS13, render, saved, wrong_protocols};
 use super::sclient::{Handshake, SClient};
 use super::server::Server;
 

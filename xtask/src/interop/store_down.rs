@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use super::check::{Check, counter, fetch_stats};
 use super::context::Context;
-use super::scenarios::{Check, counter, fetch_stats};
 use super::server::Server;
 use super::shared_store::{SharedStore, stop_all};
 use super::steps::{Steps, Version};

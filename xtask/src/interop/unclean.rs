@@ -14,9 +14,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use super::check::{Check, TLS12, counter, fetch_stats};
 use super::context::Context;
 use super::relay::Relay;
-use super::scenarios::{Check, TLS12, counter, fetch_stats};
 use super::sclient::Handshake;
 use super::server::Server;
 use super::steps::{Steps, Version};
