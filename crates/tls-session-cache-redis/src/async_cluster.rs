@@ -54,7 +54,7 @@ use redis::{Cmd, FromRedisValue, RedisError, Value};
 use tls_session_cache::StoreError;
 use tokio::time::Instant as Deadline;
 
-use crate::asynchronous::{Held, open, over_credit, timed_out};
+use crate::async_conn::{Held, open, over_credit, timed_out};
 use crate::backend::{Dialer, admit, is_unavailability, settle};
 use crate::breaker::{Breaker, CircuitState};
 use crate::capped::Budget;

@@ -25,29 +25,23 @@
 //!
 //! [`RedisStore`]: crate::RedisStore
 
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
-use redis::{
-    AsyncConnectionConfig, Cmd, ErrorKind, FromRedisValue, RedisConnectionInfo, RedisError,
-};
+use redis::{Cmd, ErrorKind, FromRedisValue, RedisError};
 use tls_session_cache::{SessionKey, StoreError, StoreStats, StoredSession};
-use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::async_cluster::AsyncCluster;
+use crate::async_conn::{Held, open, over_credit, timed_out};
 use crate::backend::{Dialer, is_unavailability};
 use crate::breaker::CircuitState;
-use crate::capped::{Budget, Capped};
+use crate::capped::Budget;
 use crate::cluster;
 use crate::naming::RedisKey;
 use crate::sentinel::{Due, Watch, is_demoted, master_query, unknown_master};
 use crate::stats::{RedisStats, bump};
 use crate::store::{BuildError, Endpoints, Lookup, Name, PutPlan, RedisStoreBuilder, Shared};
-use crate::tls::handshake_failure;
-use crate::wire::REPLY_TOO_LARGE;
 
 impl RedisStoreBuilder {
     /// Builds an [`AsyncRedisStore`] with these settings. Like
@@ -179,14 +173,6 @@ impl AsyncSentinel {
     }
 }
 
-/// The shared connection, its generation and its read budget.
-#[derive(Clone)]
-pub(crate) struct Held {
-    pub(crate) con: MultiplexedConnection,
-    pub(crate) id: u64,
-    pub(crate) budget: Arc<Budget>,
-}
-
 /// A Redis session store for tokio: `put` / `get` / `take` / `remove` are
 /// `async` and never block a thread. Same keys, values, semantics and
 /// counters as [`RedisStore`](crate::RedisStore) (`take` is `GETDEL`, so a
@@ -216,71 +202,6 @@ impl std::fmt::Debug for AsyncRedisStore {
 
 /// The largest reply a sentinel's `SENTINEL GET-MASTER-ADDR-BY-NAME` takes.
 const SENTINEL_REPLY_MAX: usize = 4096;
-
-pub(crate) fn timed_out() -> RedisError {
-    RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut))
-}
-
-/// The error a call reports when its connection's byte credit tripped
-/// (`e`, what redis-rs said): a reply refused for its size, counted in
-/// `redis.oversize_replies` by `settle`. The caller drops the connection.
-pub(crate) fn over_credit(e: &RedisError) -> RedisError {
-    RedisError::from(std::io::Error::new(
-        std::io::ErrorKind::InvalidData,
-        format!("{REPLY_TOO_LARGE} the call's share of the connection: {e}"),
-    ))
-}
-
-/// Opens a multiplexed connection with `dialer`'s address, TLS and
-/// settings (the caller bounds the time); its driver runs as a task, and
-/// its reads spend `budget` (see `capped`): each call grants it first.
-pub(crate) async fn open(
-    dialer: &Dialer,
-    budget: &Arc<Budget>,
-) -> Result<MultiplexedConnection, RedisError> {
-    let settings = dialer.settings();
-    if let Some(path) = dialer.unix_path() {
-        let stream = tokio::net::UnixStream::connect(path).await?;
-        return finish(settings, Capped::new(stream, Arc::clone(budget))).await;
-    }
-    let (host, port) = dialer.tcp().ok_or_else(|| {
-        RedisError::from((ErrorKind::InvalidClientConfig, "unsupported Redis address"))
-    })?;
-    let tcp = tokio::net::TcpStream::connect((host, port)).await?;
-    tcp.set_nodelay(true)?;
-    match dialer.tls() {
-        None => finish(settings, Capped::new(tcp, Arc::clone(budget))).await,
-        Some(tls) => {
-            let ssl = tls.ssl(host)?;
-            let mut stream = tokio_openssl::SslStream::new(ssl, tcp)
-                .map_err(|e| RedisError::from(std::io::Error::other(e)))?;
-            if let Err(e) = Pin::new(&mut stream).connect().await {
-                let verify = stream.ssl().verify_result();
-                return Err(handshake_failure(
-                    &format!("{host}:{port}"),
-                    &e,
-                    Some(verify),
-                ));
-            }
-            finish(settings, Capped::new(stream, Arc::clone(budget))).await
-        }
-    }
-}
-
-/// `AUTH` and `SELECT` on `stream` (redis-rs), then the driver task.
-async fn finish<S>(
-    settings: &RedisConnectionInfo,
-    stream: S,
-) -> Result<MultiplexedConnection, RedisError>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    // The store bounds every call itself.
-    let config = AsyncConnectionConfig::new().set_response_timeout(None);
-    let (con, driver) = MultiplexedConnection::new_with_config(settings, stream, config).await?;
-    tokio::spawn(driver);
-    Ok(con)
-}
 
 impl AsyncRedisStore {
     fn held(&self) -> Option<Held> {

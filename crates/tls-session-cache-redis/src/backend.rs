@@ -35,6 +35,8 @@ use crate::stats::{Counters, bump};
 use crate::tls::Tls;
 use crate::wire::{Address, Wire, is_reply_too_large};
 
+pub(crate) use crate::deadline::{deadline_passed, remaining};
+
 /// Connect, read and write timeouts of every connection, and the largest
 /// reply it reads.
 #[derive(Debug, Clone, Copy)]
@@ -51,25 +53,6 @@ impl Timeouts {
     /// The most one store call may take: the largest of the three.
     pub(crate) fn budget(&self) -> Duration {
         self.connect.max(self.read).max(self.write)
-    }
-}
-
-/// The error of a call whose budget ran out before it could be sent.
-pub(crate) fn deadline_passed() -> RedisError {
-    RedisError::from(std::io::Error::new(
-        std::io::ErrorKind::TimedOut,
-        "the call's time budget ran out",
-    ))
-}
-
-/// What is left of the budget, or a timeout error when nothing is.
-pub(crate) fn remaining(deadline: Instant) -> Result<Duration, RedisError> {
-    let left = deadline.saturating_duration_since(Instant::now());
-    // Sockets treat a zero timeout as "wait forever"; below 1 ms is nothing.
-    if left < Duration::from_millis(1) {
-        Err(deadline_passed())
-    } else {
-        Ok(left)
     }
 }
 

@@ -24,6 +24,7 @@
 //! | `capped` | the async connection's read budget (feature `tokio`) |
 //! | [`asynchronous`] | [`AsyncRedisStore`] for tokio (feature `tokio`): standalone, Sentinel, Cluster |
 //! | `async_cluster` | Redis Cluster for the async store: the same routing, a connection and a breaker per master |
+//! | `async_conn` | the async stores' connection to one Redis: multiplexed, byte-capped (feature `tokio`) |
 //! | [`async_tiered`] | [`AsyncTieredStore`] — a local memory tier in front of an [`AsyncRedisStore`] (feature `tokio`) |
 //! | [`stats`] | [`RedisStats`] |
 //!
@@ -165,6 +166,8 @@
 #[cfg(feature = "tokio")]
 mod async_cluster;
 #[cfg(feature = "tokio")]
+mod async_conn;
+#[cfg(feature = "tokio")]
 pub mod async_tiered;
 #[cfg(feature = "tokio")]
 pub mod asynchronous;
@@ -173,6 +176,7 @@ mod breaker;
 #[cfg(feature = "tokio")]
 mod capped;
 mod cluster;
+mod deadline;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod keyring;

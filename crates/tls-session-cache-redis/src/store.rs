@@ -23,7 +23,7 @@ use crate::stats::{Counters, RedisStats, bump};
 use crate::target::{self, Topology, redact_url};
 use crate::tls::{Tls, TlsError, TlsOptions};
 use crate::value;
-use crate::writer::{Job, Pending, Writer};
+use crate::writer::{Job, Pending, Sink, Writer};
 use redis::ConnectionInfo;
 
 /// Why a [`RedisStore`] could not be built. Building never connects:
@@ -571,6 +571,21 @@ pub(crate) struct Shared {
     legacy_seal: bool,
     /// Names this store consumed or removed (see `replay`).
     replay: crate::replay::Memory,
+}
+
+impl Sink for Shared {
+    fn write(&self, job: &Job) {
+        // Failures are counted by `set` (errors, timeouts, …).
+        let _ = self.set(job);
+    }
+
+    fn delete(&self, key: &RedisKey) {
+        let _ = self.del(key, self.deadline());
+    }
+
+    fn dropped(&self) {
+        bump(&self.counters.dropped_writes);
+    }
 }
 
 impl Shared {
@@ -1330,7 +1345,7 @@ impl SessionStore for RedisStore {
             PutPlan::Delete(names) => self.delete(&names).map(|_| ()),
             PutPlan::Set(job) => match &self.writer {
                 Some(writer) => {
-                    writer.enqueue(&self.shared, job, session.clone());
+                    writer.enqueue(self.shared.as_ref(), job, session.clone());
                     Ok(())
                 }
                 None => self.shared.set(&job),

@@ -42,7 +42,7 @@ use std::time::{Duration, Instant};
 use openssl::ssl::{HandshakeError, SslStream};
 use redis::{ConnectionLike, ErrorKind, Parser, RedisConnectionInfo, RedisError, Value};
 
-use crate::backend::{deadline_passed, remaining};
+use crate::deadline::{deadline_passed, remaining};
 use crate::tls::{Tls, handshake_failure};
 
 /// Start of the message of the error a call fails with when a reply is

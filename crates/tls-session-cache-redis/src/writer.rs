@@ -42,8 +42,6 @@ use std::time::Duration;
 use tls_session_cache::StoredSession;
 
 use crate::naming::RedisKey;
-use crate::stats::bump;
-use crate::store::Shared;
 
 /// One queued `SET key value PX px`.
 pub(crate) struct Job {
@@ -180,9 +178,21 @@ pub(crate) struct Writer {
     thread: Option<JoinHandle<()>>,
 }
 
+/// Where the writer's jobs go: the store's shared state, seen only through
+/// what the writer needs (so this module does not import the store's).
+/// Failures are the sink's to count (errors, timeouts, …).
+pub(crate) trait Sink: Send + Sync + 'static {
+    /// Sends one queued put.
+    fn write(&self, job: &Job);
+    /// Deletes `key` (removed while its put was on the way).
+    fn delete(&self, key: &RedisKey);
+    /// Counts a put dropped because the queue was full.
+    fn dropped(&self);
+}
+
 impl Writer {
     /// Starts the thread with a queue of `queue_len` keys.
-    pub(crate) fn spawn(shared: Arc<Shared>, queue_len: usize) -> std::io::Result<Writer> {
+    pub(crate) fn spawn<S: Sink>(shared: Arc<S>, queue_len: usize) -> std::io::Result<Writer> {
         let backlog = Arc::new(Backlog {
             state: Mutex::new(State::default()),
             work: Condvar::new(),
@@ -192,7 +202,7 @@ impl Writer {
         let queue = Arc::clone(&backlog);
         let thread = std::thread::Builder::new()
             .name("tls-session-redis-writer".into())
-            .spawn(move || run(&shared, &queue))?;
+            .spawn(move || run(shared.as_ref(), &queue))?;
         Ok(Writer {
             backlog,
             thread: Some(thread),
@@ -201,7 +211,7 @@ impl Writer {
 
     /// Queues `job` (the sealed `session`). A put of a key already queued
     /// replaces it; when the queue is full the put is dropped and counted.
-    pub(crate) fn enqueue(&self, shared: &Shared, job: Job, session: StoredSession) {
+    pub(crate) fn enqueue(&self, shared: &dyn Sink, job: Job, session: StoredSession) {
         let mut state = self.backlog.lock();
         if let Some(queued) = state.queued.get_mut(&job.key) {
             let replaced = std::mem::replace(queued, Queued { job, session });
@@ -211,7 +221,7 @@ impl Writer {
         if state.closed || state.queued.len() >= self.backlog.capacity {
             drop(state);
             session.scrub();
-            bump(&shared.counters.dropped_writes);
+            shared.dropped();
             log::debug!("redis session store: write-behind queue full, session not stored");
             return;
         }
@@ -275,12 +285,11 @@ impl Writer {
 
 /// The thread: sends each queued put; deletes a key removed while its
 /// `SET` was on the way, before taking the next put.
-fn run(shared: &Shared, backlog: &Backlog) {
+fn run(shared: &dyn Sink, backlog: &Backlog) {
     while let Some(job) = backlog.next() {
-        // Failures are counted by `set` / `del` (errors, timeouts, …).
-        let _ = shared.set(&job);
+        shared.write(&job);
         if backlog.sent() {
-            let _ = shared.del(&job.key, shared.deadline());
+            shared.delete(&job.key);
             backlog.done();
         }
     }
