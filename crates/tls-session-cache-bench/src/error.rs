@@ -6,7 +6,7 @@ use std::io;
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
     /// Bad command line.
-    #[error("{0}\n\n{usage}", usage = crate::args::USAGE)]
+    #[error("{0}\n\n{usage}", usage = crate::usage::USAGE)]
     Usage(String),
     /// An OpenSSL call failed while setting things up.
     #[error("openssl: {0}")]

@@ -48,6 +48,7 @@ mod server;
 mod setup;
 mod summary;
 mod svg;
+mod usage;
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -69,7 +70,7 @@ fn main() -> ExitCode {
     let args = match Args::parse(std::env::args().skip(1)) {
         Ok(a) => a,
         Err(BenchError::Usage(m)) if m == "help" => {
-            println!("{}", args::USAGE);
+            println!("{}", usage::USAGE);
             return ExitCode::SUCCESS;
         }
         Err(e) => {
