@@ -59,7 +59,8 @@ use crate::backend::{Dialer, admit, is_unavailability, settle};
 use crate::breaker::{Breaker, CircuitState};
 use crate::capped::Budget;
 use crate::cluster::{
-    BreakerSettings, REFRESH_INTERVAL, Route, SLOTS_REPLY_MAX, key_slot, redirect_of, slot_ranges,
+    BreakerSettings, REFRESH_INTERVAL, Route, SLOTS_REPLY_MAX, choose, key_slot, redirect_of,
+    slot_ranges,
 };
 use crate::stats::{Counters, bump};
 
@@ -441,30 +442,12 @@ impl AsyncCluster {
     /// map, then the seeds, rotating from `turn`; nodes whose breaker has
     /// seen no failure first, then any whose breaker is not open.
     fn candidate(&self, map: &SlotMap, turn: usize) -> Result<Arc<Node>, StoreError> {
-        let mut all: Vec<Arc<Node>> = Vec::new();
-        for (_, _, n) in &map.ranges {
-            if !all.iter().any(|m| Arc::ptr_eq(m, n)) {
-                all.push(Arc::clone(n));
-            }
-        }
-        for (host, port) in &self.seeds {
-            if let Ok(n) = self.node(host, *port)
-                && !all.iter().any(|m| Arc::ptr_eq(m, &n))
-            {
-                all.push(n);
-            }
-        }
-        if all.is_empty() {
-            return Err(StoreError::Unavailable("no cluster node known".into()));
-        }
-        let len = all.len();
-        let rotated = (0..len).map(|i| &all[(turn + i) % len]);
-        let clean = rotated.clone().find(|n| n.breaker.clean());
-        let open = |n: &&Arc<Node>| n.breaker.state() != CircuitState::Open;
-        let pick = clean
-            .or_else(|| rotated.clone().find(open))
-            .unwrap_or(&all[turn % len]);
-        Ok(Arc::clone(pick))
+        let masters = map.ranges.iter().map(|(_, _, n)| Arc::clone(n));
+        let seeds = self
+            .seeds
+            .iter()
+            .filter_map(|(host, port)| self.node(host, *port).ok());
+        choose(masters.chain(seeds), turn, |n| &n.breaker)
     }
 
     fn pick(&self, map: &SlotMap) -> Result<Arc<Node>, StoreError> {

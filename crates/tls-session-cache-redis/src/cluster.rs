@@ -406,30 +406,12 @@ impl Cluster {
     /// map, then the seeds, rotating from `turn`; nodes whose breaker has
     /// seen no failure first, then any whose breaker is not open.
     fn candidate(&self, map: &SlotMap, turn: usize) -> Result<Arc<Node>, StoreError> {
-        let mut all: Vec<Arc<Node>> = Vec::new();
-        for (_, _, n) in &map.ranges {
-            if !all.iter().any(|m| Arc::ptr_eq(m, n)) {
-                all.push(Arc::clone(n));
-            }
-        }
-        for (host, port) in &self.seeds {
-            if let Ok(n) = self.node(host, *port)
-                && !all.iter().any(|m| Arc::ptr_eq(m, &n))
-            {
-                all.push(n);
-            }
-        }
-        if all.is_empty() {
-            return Err(StoreError::Unavailable("no cluster node known".into()));
-        }
-        let len = all.len();
-        let rotated = (0..len).map(|i| &all[(turn + i) % len]);
-        let clean = rotated.clone().find(|n| n.breaker.clean());
-        let open = |n: &&Arc<Node>| n.breaker.state() != CircuitState::Open;
-        let pick = clean
-            .or_else(|| rotated.clone().find(open))
-            .unwrap_or(&all[turn % len]);
-        Ok(Arc::clone(pick))
+        let masters = map.ranges.iter().map(|(_, _, n)| Arc::clone(n));
+        let seeds = self
+            .seeds
+            .iter()
+            .filter_map(|(host, port)| self.node(host, *port).ok());
+        choose(masters.chain(seeds), turn, |n| &n.breaker)
     }
 
     fn pick(&self, map: &SlotMap) -> Result<Arc<Node>, StoreError> {
@@ -562,6 +544,37 @@ pub(crate) fn redirect_of(e: &RedisError) -> Option<(bool, String, u16)> {
     };
     e.redirect_node()
         .map(|(addr, slot)| (asking, addr.to_string(), slot))
+}
+
+/// The choice behind the blocking and the async Cluster stores'
+/// `candidate`: among `nodes` (duplicates skipped), rotating from
+/// `turn`, the first whose breaker has seen no failure, else the first whose
+/// breaker is not open, else the one at `turn`.
+pub(crate) fn choose<N>(
+    nodes: impl Iterator<Item = Arc<N>>,
+    turn: usize,
+    breaker: impl Fn(&N) -> &Breaker,
+) -> Result<Arc<N>, StoreError> {
+    let mut all: Vec<Arc<N>> = Vec::new();
+    for n in nodes {
+        if !all.iter().any(|m| Arc::ptr_eq(m, &n)) {
+            all.push(n);
+        }
+    }
+    if all.is_empty() {
+        return Err(StoreError::Unavailable("no cluster node known".into()));
+    }
+    let len = all.len();
+    let rotated = (0..len).map(|i| &all[(turn + i) % len]);
+    let clean = rotated.clone().find(|n| breaker(n).clean());
+    let pick = clean
+        .or_else(|| {
+            rotated
+                .clone()
+                .find(|n| breaker(n).state() != CircuitState::Open)
+        })
+        .unwrap_or(&all[turn % len]);
+    Ok(Arc::clone(pick))
 }
 
 #[cfg(test)]
